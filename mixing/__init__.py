@@ -1,0 +1,1 @@
+"""Mixing: multi-speaker + noise + reverb mixtures, first as recipes, rendered on the fly."""

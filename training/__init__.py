@@ -1,0 +1,1 @@
+"""Training: separation models (audio-visual and audio-only) trained from the manifests with Lightning."""

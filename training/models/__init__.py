@@ -1,0 +1,1 @@
+"""Separation models, composed from encoder, streams, fusion and mask parts."""
