@@ -108,7 +108,7 @@ def test_project_dask_cluster_yaml_loads():
 
 
 def test_cluster_address_needs_address():
-    with pytest.raises(ConfigError, match="^address: type 'address' needs an address"):
+    with pytest.raises(ConfigError, match=r"^address: type 'address' needs an address"):
         config_from_dict(ClusterConfig, {"type": "address"})
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 import pytest
 
@@ -70,21 +72,21 @@ def test_wrong_column_type(corpus):
 
 def test_truncated_file(corpus):
     path = _write_bad(corpus, _sources_table())
-    data = open(path, "rb").read()
-    open(path, "wb").write(data[: len(data) // 2])
+    data = Path(path).read_bytes()
+    Path(path).write_bytes(data[: len(data) // 2])
     with pytest.raises(ManifestError, match=r"bad\.arrow: not a readable Arrow file"):
         manifests.read_sources(str(corpus))
 
 
 def test_corrupt_file(corpus):
     path = shard_path(str(corpus), "sources", "bad")
-    open(path, "wb").write(b"this is not arrow at all" * 10)
+    Path(path).write_bytes(b"this is not arrow at all" * 10)
     with pytest.raises(ManifestError, match=r"bad\.arrow: not a readable Arrow file"):
         manifests.read_sources(str(corpus))
 
 
 def test_zero_byte_file(corpus):
-    open(shard_path(str(corpus), "sources", "bad"), "wb").close()
+    Path(shard_path(str(corpus), "sources", "bad")).write_bytes(b"")
     with pytest.raises(ManifestError, match=r"bad\.arrow"):
         manifests.read_sources(str(corpus))
 
