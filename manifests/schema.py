@@ -129,16 +129,21 @@ class SourceRecord:
     error_detail: str | None = None
     """One line of detail for a failure (never a traceback)."""
     title: str | None = None
+    """Title from the site's metadata (as given; never used in file names)."""
     channel: str | None = None
     upload_date: str | None = None
     """YYYYMMDD as yt-dlp reports it."""
     license: str | None = None
     language: str | None = None
     duration_s: Seconds | None = None
+    """Duration of the fetched media (of the fetched range for AVSpeech rows)."""
     width: int | None = None
+    """Displayed frame width in pixels (after rotation)."""
     height: int | None = None
     fps: float | None = None
+    """Average video frame rate of the source."""
     audio_sample_rate_hz: int | None = None
+    """Sample rate of the source audio (before resampling to 16 kHz)."""
     audio_channels: int | None = None
     hint_start_s: Seconds | None = None
     """AVSpeech CSV segment start, when the source came from one."""
@@ -147,7 +152,9 @@ class SourceRecord:
     """AVSpeech face centre hint (0..1 of the width) at ``hint_start_s``."""
     hint_face_y: float | None = None
     num_segments: int = 0
+    """Candidate segments considered in this source."""
     num_clips: int = 0
+    """Clips kept from this source."""
     processing_s: Seconds = 0.0
     """Wall time spent on this source by its worker."""
 
@@ -157,20 +164,27 @@ class SegmentRecord:
     """One candidate segment, kept or rejected."""
 
     segment_id: str
+    """``<source_id>_<start in ms, 9 digits>``; equals the clip id when kept."""
     source_id: str
     start_s: Seconds
     end_s: Seconds
     kept: bool
     reason: RejectReason | None = None
+    """None when kept; else the first failed check (order documented in docs/curation.md)."""
     snr_db: Decibels | None = None
+    """Estimated speech SNR (None when the segment was rejected before SNR was measured)."""
     track_id: int | None = None
     """Face track the segment belongs to (None when no single track)."""
     num_faces: float | None = None
     """Mean number of faces per detection frame."""
     face_missing_ratio: float | None = None
+    """Fraction of the segment's 25 fps frames without a usable face."""
     speech_ratio: float | None = None
+    """Fraction of the segment with speech activity."""
     sync_score: float | None = None
+    """Audio-visual sync score (mouth motion vs speech envelope), when measured."""
     sync_offset_s: Seconds | None = None
+    """Audio offset at which the sync score peaks (within +/-0.3 s)."""
 
 
 @dataclass(frozen=True)
@@ -178,18 +192,24 @@ class ClipRecord:
     """One kept clip; its media are at ``(media_shard, media_row)``."""
 
     clip_id: str
+    """``<source_id>_<start in ms, 9 digits>``: stable across reruns."""
     source_id: str
     start_s: Seconds
+    """Start in the source media, seconds."""
     end_s: Seconds
     duration_s: Seconds
     snr_db: Decibels | None
+    """Estimated speech SNR."""
     num_frames: int
     """Face-track frames at ``fps`` (25)."""
     sample_rate_hz: int
     num_samples: int
     split: Split
+    """Assigned per source (so per speaker), never per clip."""
     media_shard: str
+    """Media shard file name in the corpus's ``media/`` folder."""
     media_row: int
+    """Row of this clip in ``media_shard``."""
     fps: float = 25.0
     speaker_id: str | None = None
     """A speaker label when known (else the source id stands in for it)."""
