@@ -1,0 +1,205 @@
+"""Typed training configuration: :class:`TrainConfig` and its sections, loaded from one YAML file.
+
+``avforge train --config FILE`` reads a :class:`TrainConfig` with ``avforge.config.load_config``
+(unknown keys rejected, ranges checked here in ``__post_init__``). Sections, each given only to the
+part that uses it:
+
+- ``model`` (:class:`ModelConfig`): which separator and its widths (defaults are the paper's);
+- ``loss`` (:class:`LossConfig`): the separation loss, PIT search, CMC weight;
+- ``optim`` (:class:`OptimConfig`): Adam and its step decay;
+- ``data`` (:class:`DataConfig`): corpus folders, the mixing config, batch size, loader workers;
+- ``trainer`` (:class:`TrainerConfig`): steps, precision, devices, clipping, checkpoints, logs.
+
+The resolved config (every default filled in) is written to ``out_dir/config/train.yaml`` and into
+every checkpoint's hyperparameters.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from avforge.config import ConfigError, check_choice, check_range
+from mixing.config import MixingConfig
+from training.losses import PitMode
+from training.models.separators import VisualInput
+
+
+class ModelKind(enum.StrEnum):
+    AUDIO_VISUAL = "audio_visual"
+    """The AVSpeech paper's model: one output per visible face (in face order)."""
+    AUDIO_ONLY = "audio_only"
+    """The audio-only baseline: unordered outputs, trained with PIT."""
+
+
+class LossKind(enum.StrEnum):
+    SPECTRAL_L2 = "spectral_l2"
+    """L2 between power-law compressed complex spectrograms (the paper's loss)."""
+    NEG_SISDR = "neg_sisdr"
+    """Negative SI-SDR (dB) of the waveforms."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The separator and its widths (defaults: the AVSpeech paper's model)."""
+
+    kind: ModelKind = ModelKind.AUDIO_VISUAL
+    n_sources: int = 2
+    """Separated speakers: face streams of the AV model, outputs of the audio-only one (1..3 in the paper)."""
+    residual_mask: bool = False
+    """One more output for the rest of the mixture (noise, or speakers without a face stream)."""
+    visual_input: VisualInput = VisualInput.CROPS
+    """``crops`` (small CNN, works offline on any corpus) or ``embeddings`` (ArcFace, when stored)."""
+    embedding_dim: int = 512
+    crop_feature_dim: int = 128
+    audio_channels: int = 96
+    audio_out_channels: int = 8
+    audio_layers: int = 15
+    visual_channels: int = 256
+    visual_layers: int = 6
+    lstm_hidden: int = 400
+    """BLSTM units per direction (the paper leaves it open)."""
+    fc_dim: int = 600
+    """Width of the three FC layers (the paper leaves it open)."""
+    mask_bound: float = 2.0
+    power: float = 0.3
+    """Power-law compression exponent p."""
+
+    def __post_init__(self) -> None:
+        check_range(self, "n_sources", 1, 6)
+        check_range(self, "embedding_dim", 1, 4096)
+        check_range(self, "crop_feature_dim", 1, 4096)
+        check_range(self, "audio_channels", 1, 1024)
+        check_range(self, "audio_out_channels", 1, 256)
+        check_range(self, "audio_layers", 2, 15)
+        check_range(self, "visual_channels", 1, 4096)
+        check_range(self, "visual_layers", 1, 6)
+        check_range(self, "lstm_hidden", 1, 4096)
+        check_range(self, "fc_dim", 1, 8192)
+        check_range(self, "mask_bound", 0.0, 100.0, low_open=True)
+        check_range(self, "power", 0.0, 1.0, low_open=True)
+
+    @property
+    def n_outputs(self) -> int:
+        return self.n_sources + int(self.residual_mask)
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    kind: LossKind = LossKind.SPECTRAL_L2
+    pit_mode: PitMode = PitMode.EXHAUSTIVE
+    """Permutation search of the audio-only model."""
+    cmc_weight: float = 0.0
+    """Lambda of the cross-modal correspondence loss (AV models; 0 = off; Makishima et al. use 1)."""
+    cmc_dim: int = 64
+    """Embedding size of the CMC projection heads."""
+
+    def __post_init__(self) -> None:
+        check_range(self, "cmc_weight", 0.0, 100.0)
+        check_range(self, "cmc_dim", 1, 4096)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 3e-5
+    """Adam learning rate (the paper's)."""
+    weight_decay: float = 0.0
+    lr_decay_steps: int = 1_800_000
+    """Multiply the learning rate by ``lr_decay_factor`` every this many steps (paper: 1.8 M, x0.5)."""
+    lr_decay_factor: float = 0.5
+
+    def __post_init__(self) -> None:
+        check_range(self, "lr", 0.0, 1.0, low_open=True)
+        check_range(self, "weight_decay", 0.0, 1.0)
+        check_range(self, "lr_decay_steps", 1)
+        check_range(self, "lr_decay_factor", 0.0, 1.0, low_open=True)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    corpora: tuple[str, ...] = ()
+    """Corpus folders written by ``avforge curate`` (local paths or fsspec URLs)."""
+    mixing: MixingConfig = field(default_factory=MixingConfig)
+    """How training mixtures are drawn (validation mixtures use the same config on the val split)."""
+    val_mixtures: str | None = None
+    """A frozen mixture set (``avforge mix freeze``) to validate on; None draws ``val_items`` on the fly."""
+    batch_size: int = 8
+    num_workers: int = 2
+    items_per_epoch: int = 4096
+    """Length of one epoch of the on-the-fly training stream (per run, shared by all devices)."""
+    val_items: int = 64
+    relist_every_n_epochs: int = 1
+    """Re-read the corpus manifests every this many epochs (0: never) to pick up new shards."""
+
+    def __post_init__(self) -> None:
+        check_range(self, "batch_size", 1, 4096)
+        check_range(self, "num_workers", 0, 256)
+        check_range(self, "items_per_epoch", 1)
+        check_range(self, "val_items", 0)
+        check_range(self, "relist_every_n_epochs", 0)
+        if self.items_per_epoch < self.batch_size:
+            raise ConfigError(
+                f"must be >= batch_size ({self.batch_size}), got {self.items_per_epoch}",
+                "items_per_epoch",
+            )
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    max_steps: int = 100_000
+    accelerator: str = "auto"
+    """``auto``, ``cpu``, ``gpu`` / ``cuda``."""
+    devices: int = 1
+    """Devices on this node; more than one trains with DDP."""
+    num_nodes: int = 1
+    precision: str = "auto"
+    """``auto`` (16-mixed on GPU, 32 on CPU), ``32``, ``16-mixed``, ``bf16-mixed``."""
+    grad_clip_norm: float = 5.0
+    """Clip the global gradient norm to this (0: off)."""
+    val_every_n_steps: int = 1000
+    checkpoint_every_n_steps: int = 1000
+    log_every_n_steps: int = 50
+    limit_val_batches: int = 0
+    """Validation batches per check (0: all)."""
+    deterministic: bool = False
+    """Deterministic algorithms (exact CPU resume tests; slower on GPU)."""
+    progress_bar: bool = False
+
+    def __post_init__(self) -> None:
+        check_range(self, "max_steps", 1)
+        check_choice(self, "accelerator", ("auto", "cpu", "gpu", "cuda"))
+        check_range(self, "devices", 1, 1024)
+        check_range(self, "num_nodes", 1, 4096)
+        check_choice(self, "precision", ("auto", "32", "16-mixed", "bf16-mixed"))
+        check_range(self, "grad_clip_norm", 0.0)
+        check_range(self, "val_every_n_steps", 1)
+        check_range(self, "checkpoint_every_n_steps", 1)
+        check_range(self, "log_every_n_steps", 1)
+        check_range(self, "limit_val_batches", 0)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``avforge train`` needs; the resolved copy goes with every checkpoint."""
+
+    out_dir: str = "runs/avforge"
+    """Experiment folder: checkpoints/, logs/, config/train.yaml, model.pt."""
+    seed: int = 0
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+    def __post_init__(self) -> None:
+        check_range(self, "seed", 0, 2**31 - 1)
+        n_speakers = self.data.mixing.n_speakers or 0
+        if self.model.n_sources > n_speakers:
+            raise ConfigError(
+                f"model separates {self.model.n_sources} sources but mixtures have {n_speakers} speakers",
+                "model.n_sources",
+            )
+        if self.model.n_sources < n_speakers and not self.model.residual_mask:
+            raise ConfigError(
+                "fewer outputs than speakers needs residual_mask: true", "model.residual_mask"
+            )
