@@ -33,6 +33,7 @@ How yt-dlp is driven (all options built in :func:`ytdlp_options`, nowhere else):
 from __future__ import annotations
 
 import json
+import math
 import re
 import socket
 import subprocess
@@ -84,8 +85,6 @@ class DownloadConfig:
     """Give up on a host that sends nothing for this long."""
     source_timeout_s: float = 600.0
     """Wall-clock limit for fetching one source."""
-    max_duration_s: float = 3600.0
-    """Longer sources fail with ``too_long`` (checked before fetching when the site reports it)."""
     max_filesize_bytes: int = 2 * 1024**3
     """Bigger sources fail with ``too_large``."""
     use_download_ranges: bool = True
@@ -107,7 +106,6 @@ class DownloadConfig:
         check_range(self, "rate_limit_bytes_s", 1024)
         check_range(self, "socket_timeout_s", 0.1, 600.0)
         check_range(self, "source_timeout_s", 1.0)
-        check_range(self, "max_duration_s", 1.0)
         check_range(self, "max_filesize_bytes", 1024)
         check_range(self, "range_pad_s", 0.0, 60.0)
 
@@ -324,10 +322,12 @@ def fetch(
     file_stem: str,
     cfg: DownloadConfig,
     section: tuple[float, float] | None = None,
+    max_duration_s: float = math.inf,
 ) -> Downloaded:
     """Download ``url`` into ``out_dir/<file_stem>.<ext>`` with yt-dlp; raise :class:`DownloadError`.
 
-    ``section`` (seconds in the source) fetches only that range when ``cfg.use_download_ranges``;
+    Sources whose reported duration is over ``max_duration_s`` (the decode stage's cap, so there is
+    one cap) fail with ``too_long`` before any media byte is fetched. ``section`` (seconds in the source) fetches only that range when ``cfg.use_download_ranges``;
     the result's ``offset_s`` is then the range start. ``file_stem`` must be a safe file name.
     """
     import yt_dlp
@@ -357,10 +357,10 @@ def fetch(
             if info.get("_type") in {"playlist", "multi_video"}:
                 raise DownloadError(SourceError.INVALID_SOURCE, "URL is a playlist, not a video")
             meta = _metadata(info)
-            if meta["duration_s"] is not None and meta["duration_s"] > cfg.max_duration_s:
+            if meta["duration_s"] is not None and meta["duration_s"] > max_duration_s:
                 raise DownloadError(
                     SourceError.TOO_LONG,
-                    f"duration {meta['duration_s']:.0f} s over the cap {cfg.max_duration_s:.0f} s",
+                    f"duration {meta['duration_s']:.0f} s over the cap {max_duration_s:.0f} s",
                 )
             size = info.get("filesize") or info.get("filesize_approx")
             if isinstance(size, int | float) and size > cfg.max_filesize_bytes:
@@ -407,19 +407,21 @@ def fetch_isolated(
     file_stem: str,
     cfg: DownloadConfig,
     section: tuple[float, float] | None = None,
+    max_duration_s: float = math.inf,
 ) -> Downloaded:
     """:func:`fetch` in a child interpreter killed after ``cfg.source_timeout_s`` (a hard limit).
 
     Falls back to an in-process :func:`fetch` when ``cfg.isolate_process`` is False.
     """
     if not cfg.isolate_process:
-        return fetch(url, out_dir, file_stem, cfg, section)
+        return fetch(url, out_dir, file_stem, cfg, section, max_duration_s)
     request = {
         "url": url,
         "out_dir": str(out_dir),
         "file_stem": file_stem,
         "config": config_to_dict(cfg),
         "section": list(section) if section is not None else None,
+        "max_duration_s": max_duration_s if math.isfinite(max_duration_s) else None,
     }
     argv = [sys.executable, "-m", "curation.download"]
     try:
@@ -456,8 +458,16 @@ def _main() -> None:
     cfg = config_from_dict(DownloadConfig, request["config"])
     cfg = dataclasses.replace(cfg, isolate_process=False)
     section = tuple(request["section"]) if request["section"] is not None else None
+    cap = request["max_duration_s"]
     try:
-        got = fetch(request["url"], request["out_dir"], request["file_stem"], cfg, section)  # type: ignore[arg-type]
+        got = fetch(
+            request["url"],
+            request["out_dir"],
+            request["file_stem"],
+            cfg,
+            section,  # type: ignore[arg-type]
+            math.inf if cap is None else float(cap),
+        )
     except DownloadError as exc:
         print(json.dumps({"error": exc.reason.value, "detail": exc.detail}))
         return
