@@ -1,0 +1,124 @@
+"""Separate a recording of any length with a trained model: windowed inference with overlap-add.
+
+Contract:
+
+- :func:`separate_long` (pure, the core): a mono 16 kHz waveform (L,) and, for audio-visual models,
+  one face stream per chosen face (n_faces, T_v, ...) at 25 fps -> separated signals (n_out, L).
+  The recording is cut into windows of ``window_s`` (3 s, what the model was trained on) every
+  ``hop_s`` (both multiples of one video frame, 40 ms, so audio and face windows stay aligned), each
+  window is separated, and the outputs are cross-faded with a Hann window and normalised by the
+  summed weights. Audio-only outputs have no fixed order, so each window's outputs are permuted to
+  best match the running estimate on the overlap first (correlation, exhaustive over n! orders).
+- :func:`separate_video`: decode a video's audio (ffmpeg), track its faces and crop them (curation's
+  detector) and write one WAV per chosen face. It raises :class:`SeparateError` for a video with no
+  audio, fewer faces than asked, or a model that cannot take the chosen number of faces.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from training.models import AudioVisualSeparator, MaskSeparator
+
+SAMPLE_RATE_HZ = 16000
+FPS = 25
+SAMPLES_PER_FRAME = SAMPLE_RATE_HZ // FPS
+
+
+class SeparateError(ValueError):
+    """The recording or the request cannot be separated (the message says why)."""
+
+
+def _frames(seconds: float, name: str) -> int:
+    frames = seconds * FPS
+    if abs(frames - round(frames)) > 1e-6 or round(frames) < 1:
+        raise SeparateError(f"{name} must be a positive multiple of 0.04 s, got {seconds}")
+    return round(frames)
+
+
+def window_starts(num_samples: int, window: int, hop: int) -> list[int]:
+    """Start samples of the windows covering ``num_samples`` (the last window may run past the end)."""
+    if num_samples <= window:
+        return [0]
+    n = -(-(num_samples - window) // hop) + 1
+    return [i * hop for i in range(n)]
+
+
+@torch.no_grad()
+def separate_long(
+    model: MaskSeparator,
+    waveform: np.ndarray | Tensor,
+    faces: Tensor | None = None,
+    *,
+    window_s: float = 3.0,
+    hop_s: float = 1.5,
+    batch_size: int = 4,
+    device: str | torch.device = "cpu",
+) -> Tensor:
+    """Separate ``waveform`` (L,) at 16 kHz -> float32 (n_out, L) on CPU (see module docstring).
+
+    ``faces``: (n_faces, T_v, ...) crops or embeddings at 25 fps for AV models (frames past the end
+    are padded with zeros). ``hop_s`` <= ``window_s``; windows overlap by ``window_s - hop_s``.
+    """
+    x = torch.as_tensor(
+        np.asarray(waveform, np.float32) if not isinstance(waveform, Tensor) else waveform
+    )
+    if x.dim() != 1:
+        raise SeparateError(f"waveform must be mono (L,), got shape {tuple(x.shape)}")
+    is_av = isinstance(model, AudioVisualSeparator)
+    if is_av and faces is None:
+        raise SeparateError("an audio-visual model needs face streams")
+    win_f, hop_f = _frames(window_s, "window_s"), _frames(hop_s, "hop_s")
+    if hop_f > win_f:
+        raise SeparateError(f"hop_s ({hop_s}) must not exceed window_s ({window_s})")
+    window, hop = win_f * SAMPLES_PER_FRAME, hop_f * SAMPLES_PER_FRAME
+    length = x.shape[0]
+    starts = window_starts(length, window, hop)
+    padded = torch.nn.functional.pad(x, (0, starts[-1] + window - length))
+    if is_av:
+        assert faces is not None
+        need = starts[-1] // SAMPLES_PER_FRAME + win_f
+        pad = need - faces.shape[1]
+        if pad > 0:
+            faces = torch.cat([faces, faces.new_zeros(faces.shape[0], pad, *faces.shape[2:])], 1)
+    model = model.to(device).eval()
+    outputs: list[Tensor] = []
+    for i in range(0, len(starts), batch_size):
+        chunk = starts[i : i + batch_size]
+        mix = torch.stack([padded[s : s + window] for s in chunk]).to(device)
+        face_batch = None
+        if is_av and faces is not None:
+            face_batch = torch.stack(
+                [faces[:, s // SAMPLES_PER_FRAME : s // SAMPLES_PER_FRAME + win_f] for s in chunk]
+            ).to(device)
+        outputs.extend(model(mix, face_batch).waveforms.float().cpu().unbind(0))
+    weight = torch.hann_window(window, periodic=False) + 1e-3
+    n_out = outputs[0].shape[0]
+    total = torch.zeros(n_out, padded.shape[0])
+    norm = torch.zeros(padded.shape[0])
+    for k, (start, out) in enumerate(zip(starts, outputs, strict=True)):
+        if not is_av and k > 0 and n_out > 1:
+            overlap = window - hop
+            if overlap > 0:
+                prev = total[:, start : start + overlap] / norm[start : start + overlap].clamp_min(
+                    1e-8
+                )
+                out = _reorder_like(prev, out, overlap)
+        total[:, start : start + window] += out * weight
+        norm[start : start + window] += weight
+    return (total / norm.clamp_min(1e-8))[:, :length]
+
+
+def _reorder_like(previous: Tensor, current: Tensor, overlap: int) -> Tensor:
+    """``current`` (n, W) permuted so its first ``overlap`` samples best match ``previous``."""
+    n = current.shape[0]
+    best, best_score = tuple(range(n)), -float("inf")
+    for perm in itertools.permutations(range(n)):
+        score = float(sum((previous[j] * current[p, :overlap]).sum() for j, p in enumerate(perm)))
+        if score > best_score:
+            best, best_score = perm, score
+    return current[list(best)]
