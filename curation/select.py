@@ -6,7 +6,8 @@ Contract (pure functions, no I/O):
   frame grid (40 ms); each instant gets a state ``(speech?, number of visible face tracks, which track)``.
   Speech pauses shorter than ``max_pause_s`` are bridged; state runs shorter than ``min_run_s`` are merged
   into the run before them; each run loses ``edge_margin_s`` at every side where the state changes (so a
-  window never straddles a change: boundaries are only known to a detection period). Runs longer than
+  window never straddles a change: boundaries are only known to a detection period), and what is left
+  of it must still be ``min_run_s`` long (slivers between two changes are not candidates). Runs longer than
   ``max_duration_s`` are split into equal windows of at most that length; windows start and end on the
   40 ms grid. Every run gives at least one candidate: windows that cannot be kept still become
   ``segments`` rows with their reason.
@@ -81,6 +82,8 @@ class SegmentConfig:
     """The paper's rule: at most 15 % of face frames missing (after quality drops)."""
     hint_max_distance: float = 0.75
     """Largest hint-to-box-centre distance, in units of the box width, for a hint to match a track."""
+    clip_width: int = 480
+    """Frame width (px) of the 25 fps decode of surviving windows (quality, sync, crops)."""
 
     def __post_init__(self) -> None:
         check_range(self, "min_duration_s", 0.04)
@@ -94,6 +97,7 @@ class SegmentConfig:
         check_range(self, "min_speech_ratio", 0.0, 1.0)
         check_range(self, "max_missing_ratio", 0.0, 1.0)
         check_range(self, "hint_max_distance", 0.0, low_open=True)
+        check_range(self, "clip_width", 64, 4096)
 
 
 @dataclass(frozen=True)
@@ -278,6 +282,8 @@ def candidate_windows(
             s += cfg.edge_margin_s
         if idx < len(runs) - 1:
             e -= cfg.edge_margin_s
+        if e - s < cfg.min_run_s:  # a sliver left between two margins: no real candidate
+            continue
         sp, n_tracks, tid = (int(v) for v in labels[a])
         for ws, we in _split(s, e, cfg):
             out.append(Candidate(ws, we, tid if tid >= 0 else None, n_tracks, bool(sp)))
