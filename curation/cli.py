@@ -1,10 +1,20 @@
-"""Command-line verbs of the curation stage: ``curate``, ``report``, ``calibrate-snr``."""
+"""Command-line verbs of the curation stage: ``curate``, ``report``, ``calibrate-snr``.
+
+Thin wrappers: each parses its arguments, calls one library function, prints its summary. Errors in
+the inputs (unreadable SOURCES, a bad config key, an unwritable output) exit with status 2 and a one-line
+message; failed sources are rows in the corpus, not errors.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=2)
 
 
 def register(app: typer.Typer) -> None:
@@ -18,20 +28,58 @@ def register(app: typer.Typer) -> None:
         cluster: Path | None = typer.Option(None, "--cluster", help="dask_cluster.yaml."),
     ) -> None:
         """Curate SOURCES into clean single-speaker clips in OUT."""
-        from avforge.cli import not_built
+        from avforge.cluster import load_cluster_config
+        from avforge.config import ConfigError
+        from curation.config import load_curate_config
+        from curation.pipeline import curate as run_curate
+        from curation.sources import SourcesError, read_sources_arg
 
-        not_built("curate", 3, "the curation pipeline")
+        try:
+            cfg = load_curate_config(config)
+            cluster_cfg = load_cluster_config(cluster)
+            items = read_sources_arg(sources, cfg.download.avspeech_url_template)
+        except (ConfigError, SourcesError) as exc:
+            _fail(str(exc))
+            return
+        typer.echo(f"curating {len(items)} source(s) into {out}", err=True)
+        try:
+            summary = run_curate(items, str(out), cfg, cluster_cfg)
+        except PermissionError as exc:
+            _fail(f"cannot write the corpus: {exc}")
+            return
+        typer.echo(summary.format())
 
     @app.command("report")
-    def report(corpus: Path = typer.Argument(..., help="Corpus folder.")) -> None:
+    def report(
+        corpus: Path = typer.Argument(..., help="Corpus folder."),
+        out: Path | None = typer.Option(
+            None, "--out", help="HTML file to write (default: CORPUS/report.html)."
+        ),
+    ) -> None:
         """Write an HTML report with plots of a curated corpus."""
-        from avforge.cli import not_built
+        from curation.report import write_report
+        from manifests.io import ManifestError
 
-        not_built("report", 3, "the curation report")
+        try:
+            path = write_report(str(corpus), None if out is None else str(out))
+        except ManifestError as exc:
+            _fail(str(exc))
+            return
+        typer.echo(str(path))
 
     @app.command("calibrate-snr")
-    def calibrate_snr(out: Path = typer.Option(Path("docs/snr_calibration"), "--out")) -> None:
+    def calibrate_snr(
+        out: Path = typer.Option(Path("docs/snr_calibration"), "--out"),
+        mixtures_per_bin: int = typer.Option(60, "--mixtures-per-bin", min=1),
+        seed: int = typer.Option(0, "--seed"),
+    ) -> None:
         """Calibrate the speech-SNR estimators on real speech + noise at known SNRs."""
-        from avforge.cli import not_built
+        from curation.calibrate import calibrate_snr as run_calibration
 
-        not_built("calibrate-snr", 3, "SNR estimator calibration")
+        result = run_calibration(out, mixtures_per_bin=mixtures_per_bin, seed=seed)
+        for name, threshold in result.thresholds_db.items():
+            typer.echo(
+                f"{name}: threshold {threshold:.1f} dB, precision {result.precision[name]:.3f}, "
+                f"recall {result.recall[name]:.3f}"
+            )
+        typer.echo(f"wrote {result.png_path}, {result.csv_path}, {result.markdown_path}")

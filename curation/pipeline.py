@@ -1,0 +1,225 @@
+"""The curation run: sources -> Dask tasks (one per source) -> a corpus folder, and a summary.
+
+Contract of :func:`curate`:
+
+- input: a list of :class:`curation.sources.Source`, a corpus folder, a :class:`CurateConfig`, and
+  a :class:`avforge.cluster.ClusterConfig` (from ``dask_cluster.yaml``);
+- output: the corpus folder grows by one shard per source (an existing corpus keeps its shards:
+  curating more sources adds to it); ``DIR/config/curate.yaml`` holds the resolved config; returns a
+  :class:`CurateSummary` (sources ok/failed, segments kept/rejected by reason, hours in/out, real-time
+  factor per core).
+
+Scheduling: at most ``run.max_in_flight_per_worker`` x (worker threads) sources are submitted at a
+time (a sliding window over ``as_completed``), so the scheduler's memory stays bounded on 100k sources.
+A worker that dies has its tasks rescheduled by Dask; a task whose workers keep dying (``KilledWorker``)
+is resubmitted up to ``run.task_retries`` times, then written as a failed row (``internal_error``).
+A task that raises a non-systemic error (a bug on one odd input) becomes a failed row too, with the
+exception in ``error_detail``; an ``OSError`` (unwritable output, missing model files or binaries)
+is systemic and stops the run. ``cluster.type: synchronous`` runs everything in this process, in order,
+and lets any exception propagate with its traceback (debugging).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from avforge.cluster import ClusterConfig, ClusterType, open_client
+from avforge.config import write_resolved_config
+from curation.config import CurateConfig
+from curation.download import one_line
+from curation.process import failed_record
+from curation.sources import Source
+from curation.tasks import TaskResult, curate_task, write_failed
+from manifests.io import join
+from manifests.schema import SourceError
+
+
+@dataclass(frozen=True)
+class CurateSummary:
+    """What a run did (sources skipped because already done count in the totals, not the speed)."""
+
+    sources_ok: int
+    sources_failed: int
+    sources_skipped: int
+    failed_by_reason: dict[str, int]
+    segments_kept: int
+    segments_rejected: int
+    rejected_by_reason: dict[str, int]
+    hours_in: float
+    """Hours of media processed by this run (skipped sources excluded)."""
+    hours_out: float
+    """Hours of kept clips (all sources)."""
+    wall_s: float
+    cores: int
+    """Worker threads the run had."""
+    rtf_per_core: float
+    """Seconds of media processed per second of wall time per core (higher is faster)."""
+    cpu_rtf: float
+    """Seconds of media per second of task time (summed over tasks; one core each)."""
+    results: list[TaskResult] = field(default_factory=list, repr=False)
+
+    def format(self) -> str:
+        """A human-readable multi-line summary."""
+        lines = [
+            f"sources: {self.sources_ok} ok, {self.sources_failed} failed"
+            f" ({self.sources_skipped} already done)",
+        ]
+        if self.failed_by_reason:
+            lines.append(
+                "  failed: " + ", ".join(f"{k} {v}" for k, v in self.failed_by_reason.items())
+            )
+        lines.append(f"segments: {self.segments_kept} kept, {self.segments_rejected} rejected")
+        if self.rejected_by_reason:
+            lines.append(
+                "  rejected: " + ", ".join(f"{k} {v}" for k, v in self.rejected_by_reason.items())
+            )
+        lines.append(
+            f"hours: {self.hours_in:.3f} in, {self.hours_out:.3f} out; wall {self.wall_s:.1f} s "
+            f"on {self.cores} core(s): {self.rtf_per_core:.1f}x real time per core "
+            f"({self.cpu_rtf:.1f}x per task-second)"
+        )
+        return "\n".join(lines)
+
+
+def summarize_run(results: Sequence[TaskResult], wall_s: float, cores: int) -> CurateSummary:
+    """Aggregate task results (pure)."""
+    fresh = [r for r in results if not r.skipped]
+    media_s = sum(r.media_s for r in fresh)
+    task_s = sum(r.processing_s for r in fresh)
+    rejected: Counter[str] = Counter()
+    for r in results:
+        rejected.update(r.rejected_by_reason)
+    failed = Counter(r.error or "unknown" for r in results if not r.ok)
+    return CurateSummary(
+        sources_ok=sum(r.ok for r in results),
+        sources_failed=sum(not r.ok for r in results),
+        sources_skipped=len(results) - len(fresh),
+        failed_by_reason=dict(sorted(failed.items())),
+        segments_kept=sum(r.kept for r in results),
+        segments_rejected=sum(r.rejected for r in results),
+        rejected_by_reason=dict(sorted(rejected.items())),
+        hours_in=media_s / 3600.0,
+        hours_out=sum(r.kept_s for r in results) / 3600.0,
+        wall_s=wall_s,
+        cores=cores,
+        rtf_per_core=media_s / max(1e-9, wall_s * max(1, cores)),
+        cpu_rtf=media_s / max(1e-9, task_s),
+        results=list(results),
+    )
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="source", disable=not enabled, dynamic_ncols=True)
+
+
+def _run_synchronous(
+    sources: Sequence[Source], cfg: CurateConfig, corpus: str, workdir: str, bar: Any
+) -> list[TaskResult]:
+    out = []
+    for s in sources:
+        out.append(curate_task(s, cfg, corpus, workdir))
+        bar.update(1)
+    return out
+
+
+def _task_failure(source: Source, exc: BaseException, corpus: str, what: str) -> TaskResult:
+    detail = f"{what}: {type(exc).__name__}: {one_line(str(exc), 200)}"
+    return write_failed(corpus, failed_record(source, SourceError.INTERNAL_ERROR, detail))
+
+
+def _run_dask(
+    client: Any,
+    sources: Sequence[Source],
+    cfg: CurateConfig,
+    corpus: str,
+    workdir: str,
+    bar: Any,
+    on_result: Callable[[TaskResult], None] | None,
+) -> list[TaskResult]:
+    from distributed import as_completed
+    from distributed.scheduler import KilledWorker
+
+    client.wait_for_workers(1, timeout=120)
+    cores = max(1, sum(client.nthreads().values()))
+    window = cfg.run.max_in_flight_per_worker * cores
+    attempts: Counter[str] = Counter()
+    by_key: dict[str, Source] = {}
+    results: list[TaskResult] = []
+
+    def submit(s: Source) -> Any:
+        attempts[s.source_id] += 1
+        key = f"curate-{s.source_id}-{attempts[s.source_id]}"
+        by_key[key] = s
+        return client.submit(curate_task, s, cfg, corpus, workdir, key=key, pure=False)
+
+    pending: Iterator[Source] = iter(sources)
+    ac = as_completed([submit(s) for _, s in zip(range(window), pending, strict=False)])
+    for fut in ac:
+        source = by_key.pop(fut.key)
+        if fut.status == "finished":
+            result = fut.result()
+        else:
+            exc = fut.exception()
+            if isinstance(exc, OSError):
+                raise exc
+            if isinstance(exc, KilledWorker) and attempts[source.source_id] <= cfg.run.task_retries:
+                ac.add(submit(source))
+                fut.release()
+                continue
+            what = "workers died" if isinstance(exc, KilledWorker) else "task raised"
+            result = _task_failure(source, exc, corpus, what)
+        fut.release()
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+        bar.update(1)
+        nxt = next(pending, None)
+        if nxt is not None:
+            ac.add(submit(nxt))
+    return results
+
+
+def cluster_cores(cfg: ClusterConfig) -> int:
+    """Worker threads of a synchronous run (1) or a local cluster (workers x threads)."""
+    if cfg.type == ClusterType.SYNCHRONOUS:
+        return 1
+    return cfg.local.n_workers * cfg.local.threads_per_worker
+
+
+def curate(
+    sources: Sequence[Source],
+    corpus: str,
+    cfg: CurateConfig,
+    cluster: ClusterConfig,
+    on_result: Callable[[TaskResult], None] | None = None,
+) -> CurateSummary:
+    """Curate ``sources`` into ``corpus`` on ``cluster`` (see the module docstring).
+
+    ``on_result`` is called in this process with each finished source's result (progress hooks,
+    tests). Raises only for systemic problems.
+    """
+    corpus = str(corpus)
+    if "://" not in corpus:
+        os.makedirs(corpus, exist_ok=True)
+    write_resolved_config(cfg, join(corpus, "config", "curate.yaml"))
+    workdir = str(cfg.run.workdir) if cfg.run.workdir is not None else join(corpus, ".work")
+    t0 = time.monotonic()
+    with _progress(len(sources), cfg.run.progress) as bar, open_client(cluster) as client:
+        if client is None:
+            results = _run_synchronous(sources, cfg, corpus, workdir, bar)
+            if on_result is not None:
+                for r in results:
+                    on_result(r)
+            cores = 1
+        else:
+            cores = max(1, sum(client.nthreads().values()))
+            results = _run_dask(client, sources, cfg, corpus, workdir, bar, on_result)
+            cores = max(cores, sum(client.nthreads().values()))
+    return summarize_run(results, time.monotonic() - t0, cores)

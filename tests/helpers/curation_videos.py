@@ -1,0 +1,109 @@
+"""Rendered scenario videos and bad-input media for the curation pipeline tests.
+
+Renders are cached per test session (keyed by name) under a ``tmp_path_factory`` folder, so every test
+module shares one render of each video. Everything is derived from the synthetic generator
+(``avforge.synth``) and ffmpeg; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from avforge.synth import RenderConfig, Scenario, render_scenario, section
+from avforge.synth import SectionKind as K
+
+_CACHE: dict[str, Path] = {}
+FAST_RENDER = RenderConfig(preset="ultrafast", crf=28)
+
+
+def cached(factory: Any, name: str, build: Callable[[Path], Path]) -> Path:
+    """``build(folder)`` once per session for ``name``; returns the path it made."""
+    if name not in _CACHE:
+        folder = factory.mktemp(f"cur-{name}")
+        _CACHE[name] = build(folder)
+    return _CACHE[name]
+
+
+def ffmpeg(*args: str | Path) -> None:
+    cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", *map(str, args)]
+    subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+
+
+def scenario_mixed(name: str = "mixed", seed: int = 1) -> Scenario:
+    """Every section kind, long enough for 3 s windows after edge margins (34 s)."""
+    return Scenario.from_parts(
+        name,
+        [
+            section(K.CLEAN, 6.0, "aew"),
+            section(K.SILENCE, 4.0, "aew"),
+            section(K.TWO_FACES, 5.0, "aew", "axb"),
+            section(K.NO_FACE, 4.0, "axb"),
+            section(K.NOISY, 5.0, "aew", snr_db=0.0),
+            section(K.DUBBED, 5.0, "aew", voice_id="axb"),
+            section(K.CLEAN, 5.0, "axb"),
+        ],
+        seed=seed,
+    )
+
+
+def scenario_clean(
+    name: str, speaker: str = "aew", duration_s: float = 8.0, seed: int = 0
+) -> Scenario:
+    return Scenario.from_parts(name, [section(K.CLEAN, duration_s, speaker)], seed=seed)
+
+
+def render(folder: Path, scenario: Scenario) -> Path:
+    return render_scenario(scenario, folder, FAST_RENDER).video_path
+
+
+def derive(src: Path, out: Path, *ffmpeg_args: str) -> Path:
+    """``out`` made from ``src`` with ffmpeg output options ``ffmpeg_args``."""
+    ffmpeg("-i", src, *ffmpeg_args, out)
+    return out
+
+
+def bad_inputs(folder: Path, clean: Path) -> dict[str, Path]:
+    """Bad and odd media files derived from the clean talk ``clean`` (name -> path)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Path] = {}
+    out["zero_byte"] = folder / "zero_byte.mp4"
+    out["zero_byte"].write_bytes(b"")
+    data = clean.read_bytes()
+    out["truncated"] = folder / "truncated.mp4"
+    out["truncated"].write_bytes(data[: len(data) // 3])
+    out["no_audio"] = derive(clean, folder / "no_audio.mp4", "-an", "-c:v", "copy")
+    out["no_video"] = derive(clean, folder / "no_video.m4a", "-vn", "-c:a", "copy")
+    out["audio_8k"] = derive(
+        clean, folder / "audio_8k.mp4", "-c:v", "copy", "-ar", "8000", "-ac", "1"
+    )
+    out["stereo_48k"] = derive(
+        clean, folder / "stereo_48k.mp4", "-c:v", "copy", "-ar", "48000", "-ac", "2"
+    )
+    # Pixels turned a quarter clockwise, with metadata that turns them back: upright on display.
+    turned = derive(
+        clean,
+        folder / "turned.mp4",
+        "-vf",
+        "transpose=1",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-c:a",
+        "copy",
+    )
+    out["rotated"] = derive(
+        turned, folder / "rotated.mp4", "-c", "copy", "-metadata:s:v", "rotate=90"
+    )
+    return out
+
+
+def copy_to(src: Path, folder: Path, name: str | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    dst = folder / (name or src.name)
+    shutil.copyfile(src, dst)
+    return dst
