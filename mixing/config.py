@@ -80,9 +80,9 @@ class RenderConfig:
     active_frame_s: float = 0.02
     """Frame length of the active-speech detector."""
     active_threshold_db: float = -40.0
-    """A frame is active when its power is within this of the loudest frame ..."""
+    """A frame is active when its power is within this of the loudest frame."""
     active_floor_db: float = -70.0
-    """... and above this absolute level (dB re full scale)."""
+    """A signal whose loudest frame is below this (dB re full scale) is silent."""
     face_stream: FaceStream = FaceStream.CROPS
     face_size_px: int | None = None
     """Resize face crops to this square size; None keeps the stored size (all clips must agree)."""

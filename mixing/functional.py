@@ -148,13 +148,16 @@ def active_frame_mask(
     threshold_db: float = -40.0,
     floor_db: float = -70.0,
 ) -> np.ndarray:
-    """Bool (frames,) mask of active frames: power within ``threshold_db`` of the loudest frame and
-    above the absolute ``floor_db`` (dB re full scale 1.0)."""
+    """Bool (frames,) mask of active frames: power within ``threshold_db`` of the loudest frame.
+
+    The mask depends only on the signal's shape, not its scale (so a common gain, such as the peak
+    guard's, never changes a measured ratio), except that a signal whose loudest frame is below
+    ``floor_db`` (dB re full scale 1.0) is silent: no frame is active.
+    """
     powers = frame_powers(signal, frame_len)
-    if powers.size == 0:
-        return np.zeros(0, bool)
-    limit = max(powers.max() * 10.0 ** (threshold_db / 10.0), 10.0 ** (floor_db / 10.0))
-    return powers >= limit
+    if powers.size == 0 or powers.max() < 10.0 ** (floor_db / 10.0):
+        return np.zeros(powers.size, bool)
+    return powers >= powers.max() * 10.0 ** (threshold_db / 10.0)
 
 
 def masked_power(signal: np.ndarray, mask: np.ndarray, *, frame_len: int) -> float:
