@@ -118,8 +118,15 @@ class FaceDetector(Protocol):
 class FrameChunk(Protocol):
     """A run of decoded frames (``curation.decode.VideoChunk`` satisfies it)."""
 
-    frames: np.ndarray
-    times_s: np.ndarray
+    @property
+    def frames(self) -> np.ndarray:
+        """uint8 (k, h, w, 3) RGB."""
+        ...
+
+    @property
+    def times_s(self) -> np.ndarray:
+        """float64 (k,) seconds from the start of the source."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -176,5 +176,7 @@ def sync_score(
             corr[j] = _pearson(mot[: n - k], env[k:])
         else:
             corr[j] = _pearson(mot[-k:], env[: n + k])
+    if not np.any(corr):  # a flat signal: no evidence either way, and no offset
+        return SyncResult(0.0, 0.0, corr)
     best = int(np.argmax(corr))
     return SyncResult(float(corr[best]), (best - max_k) / fps, corr)

@@ -136,25 +136,33 @@ class _OpenTrack:
         return box
 
 
-def _side(box: np.ndarray) -> float:
-    return float(np.sqrt(max((box[2] - box[0]) * (box[3] - box[1]), 1e-6)))
+def _sides(boxes: np.ndarray) -> np.ndarray:
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    return np.sqrt(np.maximum(area, 1e-6))
 
 
-def _link_cost(track: _OpenTrack, det: Detection, time_s: float, cfg: TrackConfig) -> float:
-    """Cost of linking ``det`` to ``track`` (inf when they cannot be the same face)."""
-    pred = track.predict(time_s)
-    iou = float(box_iou(pred, det.box)[0, 0])
-    ratio = _side(pred) / _side(det.box)
-    if iou < cfg.iou_threshold or max(ratio, 1 / ratio) > cfg.max_scale_change:
-        return np.inf
+def _link_costs(
+    tracks: list[_OpenTrack], faces: list[Detection], time_s: float, cfg: TrackConfig
+) -> np.ndarray:
+    """(tracks, faces) cost of linking each detection to each track (inf: not the same face)."""
+    pred = np.stack([t.predict(time_s) for t in tracks])
+    boxes = np.stack([d.box for d in faces]).astype(np.float64)
+    iou = box_iou(pred, boxes).astype(np.float64)
+    ratio = _sides(pred)[:, None] / _sides(boxes)[None, :]
     cost = 1.0 - iou
-    last = track.dets[-1]
-    if last.landmarks is not None and det.landmarks is not None:
-        shift = (pred[:2] + pred[2:]) / 2 - (last.box[:2] + last.box[2:]) / 2
-        moved = last.landmarks + shift
-        width = max(float(pred[2] - pred[0]), 1.0)
-        dist = float(np.linalg.norm(moved - det.landmarks, axis=1).mean()) / width
-        cost += cfg.landmark_weight * min(dist, 1.0)
+    cost[(iou < cfg.iou_threshold) | (np.maximum(ratio, 1 / ratio) > cfg.max_scale_change)] = np.inf
+    if cfg.landmark_weight > 0:
+        for r, track in enumerate(tracks):
+            last = track.dets[-1]
+            if last.landmarks is None:
+                continue
+            shift = (pred[r, :2] + pred[r, 2:]) / 2 - (last.box[:2] + last.box[2:]) / 2
+            moved = last.landmarks + shift
+            width = max(float(pred[r, 2] - pred[r, 0]), 1.0)
+            for c, det in enumerate(faces):
+                if det.landmarks is not None and np.isfinite(cost[r, c]):
+                    dist = float(np.linalg.norm(moved - det.landmarks, axis=1).mean()) / width
+                    cost[r, c] += cfg.landmark_weight * min(dist, 1.0)
     return cost
 
 
@@ -186,7 +194,7 @@ def track_faces(dets: FrameDetections, cfg: TrackConfig) -> list[TrackEstimate]:
         faces = dets.detections[i]
         matched: set[int] = set()
         if active and faces:
-            cost = np.array([[_link_cost(t, d, time_s, cfg) for d in faces] for t in active])
+            cost = _link_costs(active, faces, time_s, cfg)
             finite = np.where(np.isfinite(cost), cost, 1e6)
             for r, c in zip(*linear_sum_assignment(finite), strict=True):
                 if np.isfinite(cost[r, c]):

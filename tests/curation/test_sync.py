@@ -99,6 +99,8 @@ def test_still_mouth_does_not_pass(face):
     )  # fmt: skip
     result = sync_score(mouth_motion(frames, track), audio, SR, FPS, SyncConfig())
     assert result.score < SyncConfig().threshold
+    flat = sync_score(np.zeros(n, np.float32), audio, SR, FPS, SyncConfig())
+    assert flat.score == 0.0 and flat.offset_s == 0.0
 
 
 def test_speech_envelope_known_answer():
