@@ -74,6 +74,9 @@ class FaceConfig:
     """insightface detector input side; None: the frame size rounded up to a multiple of 32."""
     embed: bool = True
     """Compute face embeddings when the backend has a recognition model."""
+    embed_every_frames: int = 5
+    """Embed one clip frame in this many (:func:`embed_track`); ArcFace-R50 costs ~50 ms a crop
+    on a CPU core, so every frame at 25 fps would be far slower than real time."""
     num_threads: int = 1
     """onnxruntime intra-op threads (1 per Dask worker process)."""
 
@@ -83,6 +86,7 @@ class FaceConfig:
         check_range(self, "min_face_px", 0.0)
         check_range(self, "det_size", 32)
         check_range(self, "num_threads", 1, 64)
+        check_range(self, "embed_every_frames", 1, 250)
 
 
 @dataclass(frozen=True)
@@ -427,3 +431,25 @@ def detect_faces(
             prev_hist = hist
     times_s = np.concatenate(times) if times else np.zeros(0, np.float64)
     return FrameDetections(times_s, per_frame, np.asarray(change, np.float32), frame_size)
+
+
+def embed_track(
+    detector: FaceDetector, crops: np.ndarray, present: np.ndarray, every_frames: int = 1
+) -> np.ndarray | None:
+    """Per-frame embeddings (n, dim) float32 of a clip's aligned crops, or None without a model.
+
+    Only present frames are embedded, one in ``every_frames`` of them (the first, then each
+    ``every_frames``-th); every other present frame gets the embedding of the nearest embedded frame
+    (a face track is one person, so its embedding changes slowly). Absent frames get zeros.
+    """
+    n = len(crops)
+    idx = np.flatnonzero(np.asarray(present[:n], bool))
+    picked = idx[:: max(1, every_frames)]
+    emb = detector.embed_crops(crops[picked])
+    if emb is None:
+        return None
+    out = np.zeros((n, emb.shape[1]), np.float32)
+    if idx.size:
+        nearest = np.abs(idx[:, None] - picked[None, :]).argmin(axis=1)
+        out[idx] = emb[nearest]
+    return out

@@ -15,6 +15,7 @@ from curation.faces import (
     FaceModelError,
     InsightFaceDetector,
     detect_faces,
+    embed_track,
     load_detector,
 )
 from tests.helpers.faces_onnx import KPS_OFFSETS, arcface_reference, tiny_arcface, tiny_pack
@@ -113,3 +114,25 @@ def test_pack_without_recognition_model_is_named(tmp_path):
     tiny_arcface(only_rec / "w600k_r50.onnx")
     with pytest.raises(FaceModelError, match="no detection model"):
         InsightFaceDetector(only_rec)
+
+
+def test_embed_track_embeds_present_frames_every_k(pack_root):
+    det = load_detector(FaceConfig(backend=FaceBackend.INSIGHTFACE, model_dir=pack_root))
+    rng = np.random.default_rng(3)
+    crops = rng.integers(0, 256, (12, 112, 112, 3), dtype=np.uint8)
+    present = np.ones(12, bool)
+    present[[4, 5]] = False
+    ref = arcface_reference(crops)
+    every = embed_track(det, crops, present, every_frames=1)
+    np.testing.assert_allclose(every[present], ref[present], atol=1e-4)
+    assert not every[~present].any()
+    sparse = embed_track(det, crops, present, every_frames=3)  # embeds present frames 0, 3, 7, 10
+    idx = np.flatnonzero(present)
+    picked = idx[::3]
+    for i in idx:
+        nearest = picked[np.abs(picked - i).argmin()]
+        np.testing.assert_allclose(sparse[i], ref[nearest], atol=1e-4)
+    none = embed_track(det, crops, np.zeros(12, bool))
+    assert none.shape == (12, 512) and not none.any()
+    centerface = load_detector(FaceConfig())
+    assert embed_track(centerface, crops, present) is None
