@@ -27,6 +27,7 @@ when configured, ``index`` and ``epoch`` (int64). See :mod:`mixing.render` for t
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -36,8 +37,8 @@ from avforge.config import write_resolved_config
 from manifests import read_mixtures, write_records
 from manifests.io import join
 from manifests.schema import MixtureSpec, table_to_records
-from mixing.config import MixingConfig, RenderConfig
-from mixing.render import MixtureRenderer, RenderedMixture
+from mixing.config import FaceStream, MixingConfig, RenderConfig
+from mixing.render import MixtureRenderer, RenderedMixture, render_item
 from mixing.sampler import RecipeSampler
 
 
@@ -83,7 +84,7 @@ class MixtureStream(IterableDataset):
 
     def item(self, index: int) -> dict[str, torch.Tensor]:
         """Global item ``index`` of the current epoch, rendered."""
-        return to_item(self.renderer(self.sampler(epoch=self.epoch, index=index)))
+        return to_item(render_item(self.renderer, self.sampler, epoch=self.epoch, index=index))
 
     def global_index(self, local_index: int) -> int:
         """Global item of this rank's ``local_index``-th item."""
@@ -220,15 +221,15 @@ def freeze_recipes(
     shard: str = "mixtures-00000",
 ) -> list[MixtureSpec]:
     """Draw recipes ``0 .. count - 1`` of ``epoch`` and write them to ``out/mixtures/<shard>.arrow``,
-    with the resolved config in ``out/config/mix_freeze.yaml``; returns them. Every recipe is checked
-    to render (names known media) before anything is written.
+    with the resolved config in ``out/config/mix_freeze.yaml``; returns them. Every recipe is rendered
+    once (audio only) before anything is written, so the set holds only renderable recipes (a silent
+    draw is replaced as in training, see :func:`mixing.render.render_item`).
     """
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")
-    specs = RecipeSampler.from_corpus(str(corpus), config).take(count, epoch=epoch)
-    renderer = MixtureRenderer(str(corpus), config.render)
-    for spec in specs:
-        renderer.check_spec(spec)
+    sampler = RecipeSampler.from_corpus(str(corpus), config)
+    renderer = MixtureRenderer(str(corpus), replace(config.render, face_stream=FaceStream.NONE))
+    specs = [render_item(renderer, sampler, epoch=epoch, index=i).spec for i in range(count)]
     write_records(str(out), "mixtures", shard, specs)
     write_resolved_config(config, join(str(out), "config", "mix_freeze.yaml"))
     return specs

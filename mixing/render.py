@@ -28,7 +28,7 @@ clip frame ``offset_frames + k - start_frames``. ``face_mask`` is False (and the
 before the speaker starts, past the clip's end, where ``face_present`` is False, and for clips without
 that stream.
 
-Failure modes (all :class:`MixingError`, a ``ValueError``): a recipe naming a clip, noise or RIR that
+Failure modes (all :class:`MixingError`, a ``ValueError``; :class:`SilentRecipeError` for a silent crop): a recipe naming a clip, noise or RIR that
 is not in the manifests; an inconsistent recipe (list lengths, unaligned offsets, both or neither noise
 level); a sample-rate mismatch; a reference or noise without any active frame; an RIR of zeros. A
 corrupt media shard raises :class:`manifests.ManifestError`. Never a silent NaN.
@@ -47,11 +47,16 @@ from manifests.io import join
 from manifests.schema import MixtureSpec
 from mixing import functional as F
 from mixing.config import FaceStream, RenderConfig
+from mixing.sampler import RecipeSampler
 from mixing.transforms import ActiveLevel, PeakGuard, Reverb
 
 
 class MixingError(ValueError):
     """A recipe cannot be rendered from this corpus; the message names the recipe and the problem."""
+
+
+class SilentRecipeError(MixingError):
+    """A speaker crop or the noise of a recipe has no active frame, so its level is undefined."""
 
 
 class _Media(NamedTuple):
@@ -99,6 +104,22 @@ def _index(table: pa.Table, key: str, corpus: str, *, with_faces: bool) -> dict[
             bool(cols["has_embeddings"][i]) if with_faces else False,
         )
     return out
+
+
+MAX_ATTEMPTS = 16
+
+
+def render_item(
+    renderer: MixtureRenderer, sampler: RecipeSampler, *, epoch: int, index: int
+) -> RenderedMixture:
+    """Draw and render item ``index`` of ``epoch``; a recipe with a silent crop is redrawn with
+    ``attempt`` 1, 2, ... (deterministically), up to ``MAX_ATTEMPTS`` times."""
+    for attempt in range(MAX_ATTEMPTS):
+        try:
+            return renderer(sampler(epoch=epoch, index=index, attempt=attempt))
+        except SilentRecipeError:
+            continue
+    raise MixingError(f"item {index} of epoch {epoch}: {MAX_ATTEMPTS} draws were all silent")
 
 
 class MixtureRenderer:
@@ -273,7 +294,9 @@ class MixtureRenderer:
                     noise_scale = F.gain_for_ratio(ref_power, noise_power, float(spec.noise_snr_db))  # type: ignore[arg-type]
                 noise = (noise * noise_scale).astype(np.float32)
         except F.SilentSignalError as exc:
-            raise MixingError(f"recipe {spec.mixture_id}: {exc} (a silent crop or noise)") from None
+            raise SilentRecipeError(
+                f"recipe {spec.mixture_id}: {exc} (a silent crop or noise)"
+            ) from None
         images *= scales[:, None].astype(np.float32)
         targets *= scales[:, None].astype(np.float32)
         mixture = images.sum(axis=0) + noise

@@ -42,15 +42,21 @@ class SamplerError(ValueError):
     """The manifests cannot satisfy the mixing config (too few sources, no noise, no RIR)."""
 
 
-def derive_seed(base_seed: int, epoch: int, index: int) -> int:
-    """A 63-bit seed from (base seed, epoch, index) through ``numpy.random.SeedSequence``."""
-    state = np.random.SeedSequence([base_seed, epoch, index]).generate_state(2, np.uint32)
+def _entropy(base_seed: int, epoch: int, index: int, attempt: int) -> list[int]:
+    return [base_seed, epoch, index] + ([attempt] if attempt else [])
+
+
+def derive_seed(base_seed: int, epoch: int, index: int, attempt: int = 0) -> int:
+    """A 63-bit seed from (base seed, epoch, index[, attempt]) through ``numpy.random.SeedSequence``."""
+    entropy = _entropy(base_seed, epoch, index, attempt)
+    state = np.random.SeedSequence(entropy).generate_state(2, np.uint32)
     return int((int(state[0]) << 31) ^ int(state[1])) & (2**63 - 1)
 
 
-def recipe_rng(base_seed: int, epoch: int, index: int) -> np.random.Generator:
-    """The generator of recipe ``index`` of ``epoch``."""
-    return np.random.default_rng(np.random.SeedSequence([base_seed, epoch, index]))
+def recipe_rng(base_seed: int, epoch: int, index: int, attempt: int = 0) -> np.random.Generator:
+    """The generator of recipe ``index`` of ``epoch`` (``attempt`` > 0: a redraw, see
+    :func:`sample_recipe`)."""
+    return np.random.default_rng(np.random.SeedSequence(_entropy(base_seed, epoch, index, attempt)))
 
 
 def _frames(time_s: float) -> int:
@@ -169,9 +175,12 @@ def _pick_clips(pools: RecipePools, config: MixingConfig, rng: np.random.Generat
 
 
 def sample_recipe(
-    pools: RecipePools, config: MixingConfig, *, epoch: int, index: int
+    pools: RecipePools, config: MixingConfig, *, epoch: int, index: int, attempt: int = 0
 ) -> MixtureSpec:
     """Recipe ``index`` of ``epoch``: a pure function of its arguments (see the module docstring).
+
+    ``attempt`` > 0 draws a replacement from (seed, epoch, index, attempt), used when attempt 0
+    cannot be rendered (a crop that falls in silence); it is just as reproducible.
 
     Example::
 
@@ -180,7 +189,7 @@ def sample_recipe(
     """
     if epoch < 0 or index < 0:
         raise ValueError(f"epoch and index must be >= 0, got {epoch}, {index}")
-    rng = recipe_rng(config.seed, epoch, index)
+    rng = recipe_rng(config.seed, epoch, index, attempt)
     total = _frames(config.duration_s)
     chosen = _pick_clips(pools, config, rng)
     starts = [0]
@@ -213,9 +222,10 @@ def sample_recipe(
         if need > len(chosen):
             noise_rir = positions[int(picks[-1])]
     return MixtureSpec(
-        mixture_id=f"mix-{config.split.value}-s{config.seed}-e{epoch}-i{index}",
+        mixture_id=f"mix-{config.split.value}-s{config.seed}-e{epoch}-i{index}"
+        + (f"-a{attempt}" if attempt else ""),
         task=config.task,
-        seed=derive_seed(config.seed, epoch, index),
+        seed=derive_seed(config.seed, epoch, index, attempt),
         duration_s=config.duration_s,
         clip_ids=[pools.clip_ids[c] for c in chosen],
         offsets_s=[_seconds(o) for o in offsets],
@@ -252,8 +262,8 @@ class RecipeSampler:
     def from_corpus(cls, corpus: str, config: MixingConfig) -> RecipeSampler:
         return cls(RecipePools.from_corpus(corpus, config.split), config)
 
-    def __call__(self, *, epoch: int, index: int) -> MixtureSpec:
-        return sample_recipe(self.pools, self.config, epoch=epoch, index=index)
+    def __call__(self, *, epoch: int, index: int, attempt: int = 0) -> MixtureSpec:
+        return sample_recipe(self.pools, self.config, epoch=epoch, index=index, attempt=attempt)
 
     def take(self, count: int, *, epoch: int = 0, start: int = 0) -> list[MixtureSpec]:
         """Recipes ``start .. start + count - 1`` of ``epoch``."""
