@@ -22,6 +22,9 @@ class SeparationBatch:
     faces: Tensor | None = None
     """Per speaker, in the same order: crops uint8 (B, n, T_v, H, W, 3) or embeddings (B, n, T_v, D)."""
     mixture_ids: list[str] = dataclasses.field(default_factory=list)
+    images: Tensor | None = None
+    """(B, n, L) each speaker as heard in the mixture (reverberant when the mixture is); equals
+    ``sources`` for dry mixtures. The residual target is ``mixture - images[:, :k].sum(1)``."""
 
     def __len__(self) -> int:
         return int(self.mixture.shape[0])

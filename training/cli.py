@@ -1,30 +1,110 @@
-"""Command-line verbs of the training stage: ``train``, ``evaluate``, ``separate``."""
+"""Command-line verbs of the training stage: ``train``, ``evaluate``, ``separate``.
+
+Each verb parses its options, loads the typed config or the model, and calls one library function
+(:func:`training.train.train`, :func:`training.evaluate.evaluate`,
+:func:`training.separate.separate_video`); errors in configs and inputs exit with code 2 and one line.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=2)
 
 
 def register(app: typer.Typer) -> None:
     """Add the training verbs to ``app``."""
 
     @app.command("train")
-    def train() -> None:
+    def train_cmd(
+        config: Path = typer.Option(
+            ..., "--config", help="TrainConfig YAML (see docs/training.md)."
+        ),
+        resume: str = typer.Option(
+            "auto",
+            "--resume",
+            help="'auto' (continue from OUT_DIR/checkpoints/last.ckpt if any), 'never', or a checkpoint.",
+        ),
+    ) -> None:
         """Train a separation model from corpus manifests."""
-        from avforge.cli import not_built
+        from avforge.config import ConfigError, load_config
+        from training.config import TrainConfig
+        from training.data import DataError
+        from training.train import train
 
-        not_built("train", 5, "training")
+        try:
+            cfg = load_config(TrainConfig, config)
+            result = train(cfg, resume=None if resume == "never" else resume)
+        except (ConfigError, DataError, FileNotFoundError) as exc:
+            _fail(str(exc))
+            return
+        typer.echo(f"trained {result.global_step} steps; model: {result.model_path}")
+        if result.last_checkpoint:
+            typer.echo(f"last checkpoint: {result.last_checkpoint}")
 
     @app.command("evaluate")
-    def evaluate() -> None:
-        """Evaluate a checkpoint on a frozen mixture set."""
-        from avforge.cli import not_built
+    def evaluate_cmd(
+        checkpoints: list[Path] = typer.Argument(
+            ..., help="Checkpoints (.ckpt) or model.pt files."
+        ),
+        mixtures: Path = typer.Option(..., "--mixtures", help="Frozen mixture set folder."),
+        corpus: Path | None = typer.Option(
+            None, "--corpus", help="Corpus the recipes draw from (default: the set's folder)."
+        ),
+        out: Path = typer.Option(Path("evaluation"), "--out", help="Report folder."),
+        batch_size: int = typer.Option(8, "--batch-size"),
+        no_perceptual: bool = typer.Option(False, "--no-perceptual", help="Skip PESQ and STOI."),
+        device: str = typer.Option("cpu", "--device"),
+    ) -> None:
+        """Evaluate checkpoints on a frozen mixture set (the paper's Table 3 layout)."""
+        from manifests import ManifestError
+        from training.evaluate import EvaluateError, evaluate
 
-        not_built("evaluate", 5, "evaluation")
+        try:
+            _, tables = evaluate(
+                checkpoints,
+                mixtures,
+                out,
+                corpus=corpus,
+                batch_size=batch_size,
+                perceptual=not no_perceptual,
+                device=device,
+            )
+        except (EvaluateError, ManifestError, FileNotFoundError) as exc:
+            _fail(str(exc))
+            return
+        typer.echo(tables)
+        typer.echo(f"report written to {out}")
 
     @app.command("separate")
-    def separate() -> None:
+    def separate_cmd(
+        video: Path = typer.Argument(..., help="A video (or audio file, for audio-only models)."),
+        model: Path = typer.Option(..., "--model", help="Checkpoint (.ckpt) or model.pt."),
+        face: list[int] = typer.Option(
+            [],
+            "--face",
+            help="Face track number (repeat for each stream); default: longest tracks.",
+        ),
+        out: Path = typer.Option(Path("separated"), "--out", help="Output folder for the WAVs."),
+        crop_size: int = typer.Option(112, "--crop-size", help="Face crop size in pixels."),
+        device: str = typer.Option("cpu", "--device"),
+    ) -> None:
         """Separate the speakers of a video, one WAV per face."""
-        from avforge.cli import not_built
+        from training.evaluate import load_separator
+        from training.separate import SeparateError, separate_video
 
-        not_built("separate", 5, "separation of whole videos")
+        try:
+            separator, _ = load_separator(model)
+            paths = separate_video(
+                separator, video, out, faces=face or None, crop_size_px=crop_size, device=device
+            )
+        except (SeparateError, FileNotFoundError) as exc:
+            _fail(str(exc))
+            return
+        for p in paths:
+            typer.echo(str(p))

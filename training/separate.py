@@ -17,11 +17,14 @@ Contract:
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from manifests.media import FaceTrack
 from training.models import AudioVisualSeparator, MaskSeparator
 
 SAMPLE_RATE_HZ = 16000
@@ -122,3 +125,91 @@ def _reorder_like(previous: Tensor, current: Tensor, overlap: int) -> Tensor:
         if score > best_score:
             best, best_score = perm, score
     return current[list(best)]
+
+
+def face_streams_of_video(
+    path: str, faces: Sequence[int] | None, n_faces: int, crop_size_px: int = 112, width: int = 640
+) -> tuple[Tensor, list[int]]:
+    """Face crops (len(faces), T_v, S, S, 3) uint8 at 25 fps of the chosen tracks of a video.
+
+    Faces are detected on every frame (curation's offline CenterFace detector), linked into tracks
+    (ids 0.. by start time, then left to right) and cropped. ``faces`` None takes the ``n_faces``
+    longest tracks. Frames where a track is absent are zeros.
+    """
+    from curation.crops import extract_crops
+    from curation.decode import iter_video_frames, probe_media
+    from curation.faces import FaceConfig, detect_faces, load_detector
+    from curation.tracking import TrackConfig, interpolate_track, track_faces
+
+    info = probe_media(path)
+    face_cfg = FaceConfig()
+    width = min(width, info.width) if info.width else width
+    scale = info.width / width if info.width else 1.0
+    dets = detect_faces(
+        iter_video_frames(path, FPS, width, info=info), load_detector(face_cfg), face_cfg, scale
+    )
+    tracks = track_faces(dets, TrackConfig())
+    if faces is None:
+        by_length = sorted(tracks, key=lambda t: t.end_s - t.start_s, reverse=True)
+        chosen = sorted(t.track_id for t in by_length[:n_faces])
+    else:
+        chosen = list(faces)
+    if len(chosen) != n_faces or any(not 0 <= f < len(tracks) for f in chosen):
+        raise SeparateError(
+            f"the model takes {n_faces} face(s); video has {len(tracks)} track(s), asked for {chosen}"
+        )
+    n_frames = len(dets.times_s)
+    fixed = [interpolate_track(tracks[f], 0.0, n_frames, FPS) for f in chosen]
+    out = np.zeros((len(chosen), n_frames, crop_size_px, crop_size_px, 3), np.uint8)
+    first = 0
+    for chunk in iter_video_frames(path, FPS, width, info=info):
+        k = len(chunk.frames)
+        for j, track in enumerate(fixed):
+            part = _slice_track(track, first, first + k)
+            out[j, first : first + k] = extract_crops(chunk.frames, part, scale, crop_size_px)
+        first += k
+    return torch.from_numpy(out), chosen
+
+
+def _slice_track(track: FaceTrack, start: int, stop: int) -> FaceTrack:
+    lm = None if track.landmarks is None else track.landmarks[start:stop]
+    return FaceTrack(
+        track.fps, track.boxes[start:stop], track.quality[start:stop], track.present[start:stop], lm
+    )
+
+
+def separate_video(
+    model: MaskSeparator,
+    video: str | Path,
+    out_dir: str | Path,
+    *,
+    faces: Sequence[int] | None = None,
+    crop_size_px: int = 112,
+    device: str | torch.device = "cpu",
+) -> list[Path]:
+    """Separate ``video`` and write one 16 kHz WAV per chosen face (or per output, audio-only)."""
+    import soundfile
+
+    from curation.decode import MediaError, decode_audio
+
+    try:
+        audio = decode_audio(str(video), SAMPLE_RATE_HZ)
+    except MediaError as exc:
+        raise SeparateError(f"{video}: cannot decode audio ({exc})") from None
+    streams, names = None, []
+    if isinstance(model, AudioVisualSeparator):
+        streams, chosen = face_streams_of_video(str(video), faces, model.n_faces, crop_size_px)
+        names = [f"face{f}" for f in chosen]
+    out = separate_long(model, audio, streams, device=device)
+    if not names:
+        names = [f"source{i}" for i in range(out.shape[0])]
+    if out.shape[0] > len(names):
+        names.append("residual")
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for signal, name in zip(out, names, strict=True):
+        path = folder / f"{Path(video).stem}.{name}.wav"
+        soundfile.write(str(path), signal.numpy(), SAMPLE_RATE_HZ, subtype="FLOAT")
+        paths.append(path)
+    return paths

@@ -115,7 +115,8 @@ class SeparationSystem(pl.LightningModule):
         speakers = batch.sources[:, :n]
         if not self.model_config.residual_mask:
             return speakers
-        residual = batch.mixture - speakers.sum(dim=1)
+        heard = batch.images[:, :n] if batch.images is not None else speakers
+        residual = batch.mixture - heard.sum(dim=1)
         return torch.cat([speakers, residual.unsqueeze(1)], dim=1)
 
     def _faces(self, batch: SeparationBatch) -> Tensor | None:

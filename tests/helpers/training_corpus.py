@@ -1,0 +1,103 @@
+"""A two-speaker real-speech corpus with held-out utterances, for the training tests.
+
+Speakers ``aew`` (male) and ``axb`` (female) of CMU ARCTIC (``avforge/assets/audio``). Each utterance is
+one clip from its own source: utterances 1 and 2 of each speaker are the ``train`` split, utterance 3
+is both the ``val`` and the ``test`` split (two clips, one per split, same audio), so evaluation mixes
+utterances the model never heard. Faces come from :mod:`tests.helpers.corpus`: a drawn face per speaker
+whose mouth opens with the audio envelope (so the visual stream carries real timing information).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import soundfile
+
+from manifests import (
+    ClipRecord,
+    MediaRecord,
+    SourceKind,
+    SourceRecord,
+    SourceStatus,
+    Split,
+    write_media_shard,
+    write_records,
+)
+from manifests.io import shard_path
+from tests.helpers.corpus import ASSETS, SAMPLES_PER_FRAME, face_crops, synthetic_face_track
+
+UTTERANCES: dict[str, tuple[str, ...]] = {
+    "aew": (
+        "cmu_arctic_us_aew_a0001.wav",
+        "cmu_arctic_us_aew_a0002.wav",
+        "cmu_arctic_us_aew_a0003.wav",
+    ),
+    "axb": (
+        "cmu_arctic_us_axb_a0004.wav",
+        "cmu_arctic_us_axb_a0005.wav",
+        "cmu_arctic_us_axb_a0006.wav",
+    ),
+}
+SPLITS: tuple[tuple[int, Split], ...] = (
+    (0, Split.TRAIN),
+    (1, Split.TRAIN),
+    (2, Split.VAL),
+    (2, Split.TEST),
+)
+
+
+def build_two_speaker_corpus(out: Path, *, crop_size_px: int = 24, seed: int = 0) -> Path:
+    """Write the corpus into ``out`` (see the module docstring) and return ``out``."""
+    rng = np.random.default_rng(seed)
+    media: list[MediaRecord] = []
+    clips: list[ClipRecord] = []
+    sources: list[SourceRecord] = []
+    shard = "clips-00000"
+    for s, (speaker, files) in enumerate(UTTERANCES.items()):
+        tone = (200, 160, 130) if s == 0 else (150, 190, 220)
+        for utt, split in SPLITS:
+            audio, rate = soundfile.read(ASSETS / files[utt], dtype="float32")
+            assert rate == 16000
+            n_frames = audio.shape[0] // SAMPLES_PER_FRAME
+            audio = audio[: n_frames * SAMPLES_PER_FRAME]
+            track = synthetic_face_track(audio, rng, missing_ratio=0.0, centre=(160.0, 120.0))
+            crops = face_crops(audio, track, crop_size_px, tone)
+            clip_id = f"{speaker}-u{utt}-{split.value}"
+            media.append(
+                MediaRecord(
+                    clip_id, 16000, audio, track=track, crops_jpeg=crops, crop_size=crop_size_px
+                )
+            )
+            duration_s = audio.shape[0] / 16000
+            clips.append(
+                ClipRecord(
+                    clip_id=clip_id,
+                    source_id=f"src-{clip_id}",
+                    start_s=0.0,
+                    end_s=duration_s,
+                    duration_s=duration_s,
+                    snr_db=40.0,
+                    num_frames=n_frames,
+                    sample_rate_hz=16000,
+                    num_samples=audio.shape[0],
+                    split=split,
+                    media_shard=shard + ".arrow",
+                    media_row=len(media) - 1,
+                    speaker_id=speaker,
+                )
+            )
+            sources.append(
+                SourceRecord(
+                    source_id=f"src-{clip_id}",
+                    url=str(ASSETS / files[utt]),
+                    kind=SourceKind.LOCAL,
+                    status=SourceStatus.OK,
+                    num_segments=1,
+                    num_clips=1,
+                )
+            )
+    write_media_shard(shard_path(str(out), "media", shard), media)
+    write_records(str(out), "clips", shard, clips)
+    write_records(str(out), "sources", "sources-00000", sources)
+    return out

@@ -1,0 +1,183 @@
+"""Training data from corpus manifests: deterministic mixture streams and frozen mixture sets.
+
+Built on mixing's recipe sampler (:class:`mixing.sampler.RecipeSampler`: recipe = pure function of
+(seed, epoch, index)) and renderer (:class:`mixing.render.MixtureRenderer`), over one or more corpora:
+
+- :class:`MixtureSource`: the samplers and renderers of the corpora for one split. Item ``index`` of
+  ``epoch`` picks its corpus with a generator seeded by (seed, epoch, index) (corpora weighted by
+  their clip counts), then renders that corpus's recipe ``(epoch, index)``. A recipe that cannot be
+  rendered (:class:`mixing.render.MixingError`, e.g. a silent crop) is replaced by recipe
+  ``index + attempt * 2**40`` of the same epoch, so the stream stays a pure function of its position.
+- :class:`MixtureStream`: an ``IterableDataset`` of whole batches. Global batch ``g`` of an epoch holds
+  items ``g * B .. g * B + B - 1``; DDP rank ``r`` of ``W`` takes local steps ``s`` = batches
+  ``s * W + r`` (every rank the same count: no hang at the epoch end, no item twice), and DataLoader
+  worker ``w`` of ``k`` takes local steps ``start + w, start + w + k, ...``, which PyTorch's in-order
+  round-robin hands back as ``start, start + 1, ...``. ``start`` is the resume position.
+- :class:`FrozenMixtures`: a map-style dataset over a fixed list of recipes (a frozen set);
+  :class:`DrawnMixtures`: the first items of epoch 0 of a source (validation drawn on the fly).
+- :func:`collate`: rendered mixtures -> :class:`training.batch.SeparationBatch`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, IterableDataset, get_worker_info
+
+from manifests.schema import MixtureSpec, Split
+from mixing.config import FaceStream, MixingConfig
+from mixing.render import MixingError, MixtureRenderer, RenderedMixture
+from mixing.sampler import RecipeSampler
+from training.batch import SeparationBatch
+
+MAX_ATTEMPTS = 8
+RETRY_STRIDE = 2**40
+
+
+class DataError(ValueError):
+    """The corpora cannot serve the requested mixtures (the message says which and why)."""
+
+
+def collate(items: Sequence[RenderedMixture], face_stream: FaceStream) -> SeparationBatch:
+    """Stack rendered mixtures into a batch; faces are crops (uint8) or embeddings per ``face_stream``."""
+    mixture = torch.from_numpy(np.stack([it.mixture for it in items]))
+    sources = torch.from_numpy(np.stack([it.targets for it in items]))
+    images = torch.from_numpy(np.stack([it.images for it in items]))
+    faces = None
+    if face_stream == FaceStream.CROPS:
+        crops = [it.face_crops for it in items]
+        if any(c is None for c in crops):
+            raise DataError("face crops requested but a rendered mixture has none")
+        faces = torch.from_numpy(np.stack(crops))  # type: ignore[arg-type]
+    elif face_stream == FaceStream.EMBEDDINGS:
+        emb = [it.face_embeddings for it in items]
+        if any(e is None for e in emb):
+            raise DataError("face embeddings requested but a rendered mixture has none")
+        faces = torch.from_numpy(np.stack(emb))  # type: ignore[arg-type]
+    ids = [it.spec.mixture_id for it in items]
+    return SeparationBatch(mixture, sources, faces, ids, images)
+
+
+class MixtureSource:
+    """Recipes and renderers of one split over several corpora (cheap to pickle into workers)."""
+
+    def __init__(self, corpora: Sequence[str], mixing: MixingConfig) -> None:
+        if not corpora:
+            raise DataError("no corpus folder given (data.corpora is empty)")
+        self.mixing = mixing
+        self.corpora = [str(c) for c in corpora]
+        self.samplers: list[RecipeSampler] = []
+        self.renderers: list[MixtureRenderer] = []
+        weights = []
+        for corpus in self.corpora:
+            try:
+                sampler = RecipeSampler.from_corpus(corpus, mixing)
+            except ValueError as exc:  # SamplerError (too few clips / speakers), ManifestError
+                raise DataError(f"{corpus} ({mixing.split.value} split): {exc}") from None
+            self.samplers.append(sampler)
+            self.renderers.append(MixtureRenderer(corpus, mixing.render))
+            weights.append(len(sampler.pools.clip_ids))
+        self.weights = np.asarray(weights, np.float64) / float(sum(weights))
+
+    @property
+    def num_clips(self) -> int:
+        return sum(len(s.pools.clip_ids) for s in self.samplers)
+
+    def _corpus_for(self, epoch: int, index: int) -> int:
+        if len(self.samplers) == 1:
+            return 0
+        rng = np.random.default_rng(np.random.SeedSequence([self.mixing.seed, epoch, index, 1]))
+        return int(rng.choice(len(self.samplers), p=self.weights))
+
+    def recipe(self, epoch: int, index: int) -> tuple[int, MixtureSpec]:
+        """(corpus number, recipe) of item ``index`` of ``epoch`` (before any render retry)."""
+        c = self._corpus_for(epoch, index)
+        return c, self.samplers[c](epoch=epoch, index=index)
+
+    def item(self, epoch: int, index: int) -> RenderedMixture:
+        """Item ``index`` of ``epoch``, rendered (see the module docstring for retries)."""
+        for attempt in range(MAX_ATTEMPTS):
+            c, spec = self.recipe(epoch, index + attempt * RETRY_STRIDE)
+            try:
+                return self.renderers[c](spec)
+            except MixingError:
+                continue
+        raise DataError(f"item {index} of epoch {epoch}: {MAX_ATTEMPTS} recipes failed to render")
+
+
+class MixtureStream(IterableDataset):
+    """Batches ``start_step .. steps_per_epoch - 1`` of one epoch of this rank (module docstring)."""
+
+    def __init__(
+        self,
+        source: MixtureSource,
+        *,
+        batch_size: int,
+        steps_per_epoch: int,
+        epoch: int,
+        start_step: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        super().__init__()
+        if not 0 <= start_step <= steps_per_epoch:
+            raise ValueError(f"start_step {start_step} outside 0..{steps_per_epoch}")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} outside 0..{world_size - 1}")
+        self.source, self.batch_size, self.steps_per_epoch = source, batch_size, steps_per_epoch
+        self.epoch, self.start_step, self.rank, self.world_size = (
+            epoch,
+            start_step,
+            rank,
+            world_size,
+        )
+
+    def __len__(self) -> int:
+        return self.steps_per_epoch
+
+    def batch_indices(self, step: int) -> list[int]:
+        """Item indices of this rank's local ``step``."""
+        g = step * self.world_size + self.rank
+        return list(range(g * self.batch_size, (g + 1) * self.batch_size))
+
+    def __iter__(self) -> Iterator[SeparationBatch]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        for step in range(self.start_step + worker, self.steps_per_epoch, workers):
+            items = [self.source.item(self.epoch, i) for i in self.batch_indices(step)]
+            yield collate(items, self.source.mixing.render.face_stream)
+
+
+class FrozenMixtures(Dataset):
+    """A fixed list of recipes rendered on access; item i is ``specs[i]``."""
+
+    def __init__(self, specs: Sequence[MixtureSpec], renderer: MixtureRenderer) -> None:
+        self.specs, self.renderer = list(specs), renderer
+
+    def __len__(self) -> int:
+        return len(self.specs)
+
+    def __getitem__(self, i: int) -> RenderedMixture:
+        return self.renderer(self.specs[i])
+
+
+class DrawnMixtures(Dataset):
+    """Items ``0 .. count - 1`` of epoch 0 of ``source``: a fixed set drawn on the fly (validation)."""
+
+    def __init__(self, source: MixtureSource, count: int) -> None:
+        self.source, self.count = source, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: int) -> RenderedMixture:
+        return self.source.item(0, i)
+
+
+def split_config(mixing: MixingConfig, split: Split, face_stream: FaceStream) -> MixingConfig:
+    """``mixing`` drawing from ``split`` and rendering ``face_stream``."""
+    from dataclasses import replace
+
+    return replace(mixing, split=split, render=replace(mixing.render, face_stream=face_stream))

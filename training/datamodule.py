@@ -1,0 +1,162 @@
+"""The LightningDataModule: corpus folders + a mixing config -> training and validation batches.
+
+- Training: a :class:`training.data.MixtureStream` per epoch (the Trainer reloads the train loader
+  every epoch). Every ``relist_every_n_epochs`` epochs the corpus manifests are read again, so shards
+  curated since the last listing join the pool without restarting; :meth:`relist` forces it at the
+  next epoch. Within an epoch the pool is fixed.
+- Resume: the stream's position is a pure function of (mixing seed, epoch, step), so resuming only
+  needs the epoch and the step within it, which the restored Trainer knows (``global_step``); the
+  listing state (which epoch listed the pool, how many clips it had) is saved in the checkpoint
+  through :meth:`state_dict`. Exact resume assumes the corpora did not change in between.
+- Validation: a frozen mixture set (``data.val_mixtures``: a folder with a ``mixtures`` manifest of
+  recipes over the first corpus), else ``val_items`` recipes drawn once from the val split.
+
+Faces: the model decides the stream (``FaceStream.NONE`` for audio-only, crops or embeddings for AV);
+the rest of the render config comes from ``data.mixing.render``.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import lightning.pytorch as pl
+from torch.utils.data import DataLoader
+
+from manifests import read_mixtures, table_to_records
+from manifests.schema import MixtureSpec, Split
+from mixing.config import FaceStream
+from mixing.render import MixtureRenderer
+from training.config import DataConfig
+from training.data import (
+    DataError,
+    DrawnMixtures,
+    FrozenMixtures,
+    MixtureSource,
+    MixtureStream,
+    collate,
+    split_config,
+)
+
+
+class SeparationDataModule(pl.LightningDataModule):
+    """Mixtures from ``data.corpora`` drawn as ``data.mixing`` says (see the module docstring)."""
+
+    def __init__(self, data: DataConfig, face_stream: FaceStream = FaceStream.NONE) -> None:
+        super().__init__()
+        self.data = data
+        self.face_stream = face_stream
+        self.train_mixing = split_config(data.mixing, Split.TRAIN, face_stream)
+        self.val_mixing = split_config(data.mixing, Split.VAL, face_stream)
+        self._source: MixtureSource | None = None
+        self._listed_epoch: int | None = None
+        self._relist_requested = False
+        self._val: FrozenMixtures | DrawnMixtures | None = None
+        self.listings = 0
+        """How many times the training manifests were read (for tests and logs)."""
+
+    # ------------------------------------------------------------------ listing
+
+    def relist(self) -> None:
+        """Read the corpus manifests again when the next training epoch starts."""
+        self._relist_requested = True
+
+    def _needs_listing(self, epoch: int) -> bool:
+        if self._source is None or self._relist_requested:
+            return True
+        every = self.data.relist_every_n_epochs
+        return bool(every) and epoch != self._listed_epoch and epoch % every == 0
+
+    def train_source(self, epoch: int) -> MixtureSource:
+        """The training pool for ``epoch`` (re-listed when due)."""
+        if self._needs_listing(epoch):
+            self._source = MixtureSource(self.data.corpora, self.train_mixing)
+            self._listed_epoch, self._relist_requested = epoch, False
+            self.listings += 1
+        assert self._source is not None
+        return self._source
+
+    # ------------------------------------------------------------------ loaders
+
+    def steps_per_epoch(self, world_size: int = 1) -> int:
+        """Optimizer steps per epoch on each device."""
+        steps = self.data.items_per_epoch // (self.data.batch_size * world_size)
+        if steps < 1:
+            raise DataError(
+                f"items_per_epoch {self.data.items_per_epoch} is less than one batch per device"
+            )
+        return steps
+
+    def train_stream(
+        self, epoch: int, start_step: int = 0, rank: int = 0, world_size: int = 1
+    ) -> MixtureStream:
+        return MixtureStream(
+            self.train_source(epoch),
+            batch_size=self.data.batch_size,
+            steps_per_epoch=self.steps_per_epoch(world_size),
+            epoch=epoch,
+            start_step=start_step,
+            rank=rank,
+            world_size=world_size,
+        )
+
+    def _position(self) -> tuple[int, int, int, int]:
+        """(epoch, step within it, rank, world size) where the attached Trainer stands."""
+        trainer = self.trainer
+        if trainer is None:
+            return 0, 0, 0, 1
+        world = trainer.world_size
+        epoch = trainer.current_epoch
+        done = trainer.global_step - epoch * self.steps_per_epoch(world)
+        return epoch, max(0, done), trainer.global_rank, world
+
+    def train_dataloader(self) -> DataLoader:
+        epoch, start, rank, world = self._position()
+        stream = self.train_stream(epoch, start, rank, world)
+        return DataLoader(
+            stream,
+            batch_size=None,
+            num_workers=self.data.num_workers,
+            pin_memory=self._pin_memory(),
+        )
+
+    def _pin_memory(self) -> bool:
+        trainer = self.trainer
+        return trainer is not None and trainer.strategy.root_device.type == "cuda"
+
+    def setup(self, stage: str | None = None) -> None:
+        if stage in (None, "fit", "validate") and self._val is None:
+            self._val = self._build_val()
+
+    def _build_val(self) -> FrozenMixtures | DrawnMixtures | None:
+        if self.data.val_mixtures:
+            specs = table_to_records(read_mixtures(self.data.val_mixtures), MixtureSpec)
+            renderer = MixtureRenderer(self.data.corpora[0], self.val_mixing.render)
+            return FrozenMixtures(specs, renderer)
+        if self.data.val_items == 0:
+            return None
+        return DrawnMixtures(MixtureSource(self.data.corpora, self.val_mixing), self.data.val_items)
+
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        if self._val is None:
+            return []
+        return DataLoader(
+            self._val,
+            batch_size=self.data.batch_size,
+            num_workers=self.data.num_workers,
+            collate_fn=partial(collate, face_stream=self.face_stream),
+            pin_memory=self._pin_memory(),
+        )
+
+    # ------------------------------------------------------------------ checkpoint state
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "listed_epoch": self._listed_epoch,
+            "num_clips": None if self._source is None else self._source.num_clips,
+            "listings": self.listings,
+        }
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.listings = int(state_dict.get("listings", 0))
+        self._listed_epoch = state_dict.get("listed_epoch")

@@ -1,0 +1,155 @@
+"""``avforge train --config FILE``: one training run from a :class:`~training.config.TrainConfig`.
+
+What a run writes into ``out_dir``:
+
+- ``config/train.yaml``: the resolved config (also stored in every checkpoint's hyperparameters);
+- ``checkpoints/step=N.ckpt`` every ``checkpoint_every_n_steps`` and ``checkpoints/last.ckpt``: model,
+  optimizer, scheduler, loop counters and the DataModule's listing state. The data stream position
+  is a pure function of (seed, epoch, step), so resuming from any of them continues the exact stream;
+- ``logs/csv/version_N/metrics.csv`` (CSVLogger, always) and ``logs/tensorboard`` when the
+  ``tensorboard`` (or ``tensorboardX``) package is installed;
+- ``model.pt``: the final separator as a plain package (:func:`training.models.save_model`).
+
+Hardware: ``precision: auto`` is 16-bit mixed precision on GPU and 32-bit on CPU; more than one device
+trains with DDP (each rank draws its own batches of the one stream, see :mod:`training.data`);
+gradients are clipped to ``grad_clip_norm``. A run resumes from ``checkpoints/last.ckpt`` when one
+exists (``resume: auto``), or from an explicit checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+
+from avforge.config import config_to_dict, write_resolved_config
+from mixing.config import FaceStream
+from training.config import ModelKind, TrainConfig, TrainerConfig
+from training.datamodule import SeparationDataModule
+from training.models import VisualInput, save_model
+from training.system import SeparationSystem
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """Where a finished run left its outputs."""
+
+    out_dir: Path
+    last_checkpoint: Path | None
+    model_path: Path
+    global_step: int
+    resumed_from: Path | None
+
+
+def face_stream_for(cfg: TrainConfig) -> FaceStream:
+    """The face stream the model reads (none for audio-only)."""
+    if cfg.model.kind == ModelKind.AUDIO_ONLY:
+        return FaceStream.NONE
+    if cfg.model.visual_input == VisualInput.EMBEDDINGS:
+        return FaceStream.EMBEDDINGS
+    return FaceStream.CROPS
+
+
+def tensorboard_available() -> bool:
+    """Whether Lightning's TensorBoardLogger can write here (``tensorboard`` or ``tensorboardX``)."""
+    return any(importlib.util.find_spec(m) is not None for m in ("tensorboard", "tensorboardX"))
+
+
+def resolve_precision(trainer: TrainerConfig) -> str:
+    """``auto`` -> ``16-mixed`` when training on a CUDA GPU, else ``32-true``."""
+    if trainer.precision != "auto":
+        return "32-true" if trainer.precision == "32" else trainer.precision
+    on_gpu = trainer.accelerator in ("gpu", "cuda") or (
+        trainer.accelerator == "auto" and torch.cuda.is_available()
+    )
+    return "16-mixed" if on_gpu else "32-true"
+
+
+def build_loggers(out_dir: Path) -> list[Logger]:
+    loggers: list[Logger] = [CSVLogger(str(out_dir / "logs"), name="csv")]
+    if tensorboard_available():
+        loggers.append(TensorBoardLogger(str(out_dir / "logs"), name="tensorboard"))
+    return loggers
+
+
+def build_trainer(cfg: TrainConfig, extra_callbacks: list[pl.Callback] | None = None) -> pl.Trainer:
+    """A Trainer configured from ``cfg.trainer`` writing into ``cfg.out_dir``."""
+    t = cfg.trainer
+    out = Path(cfg.out_dir)
+    checkpoints = ModelCheckpoint(
+        dirpath=str(out / "checkpoints"),
+        filename="step={step}",
+        auto_insert_metric_name=False,
+        every_n_train_steps=t.checkpoint_every_n_steps,
+        save_top_k=-1,
+        save_last=True,
+    )
+    distributed = t.devices > 1 or t.num_nodes > 1
+    return pl.Trainer(
+        default_root_dir=str(out),
+        max_steps=t.max_steps,
+        max_epochs=-1,
+        accelerator="gpu" if t.accelerator == "cuda" else t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy="ddp" if distributed else "auto",
+        precision=resolve_precision(t),  # type: ignore[arg-type]
+        gradient_clip_val=t.grad_clip_norm or None,
+        gradient_clip_algorithm="norm",
+        val_check_interval=t.val_every_n_steps,
+        check_val_every_n_epoch=None,
+        limit_val_batches=t.limit_val_batches or None,
+        num_sanity_val_steps=0,
+        log_every_n_steps=t.log_every_n_steps,
+        reload_dataloaders_every_n_epochs=1,
+        deterministic=t.deterministic,
+        enable_progress_bar=t.progress_bar,
+        enable_model_summary=False,
+        logger=build_loggers(out),
+        callbacks=[checkpoints, LearningRateMonitor("step"), *(extra_callbacks or [])],
+        use_distributed_sampler=False,
+    )
+
+
+def find_resume_checkpoint(cfg: TrainConfig, resume: str | Path | None) -> Path | None:
+    """``auto``: ``out_dir/checkpoints/last.ckpt`` if present; a path: that file; None: fresh."""
+    if resume is None:
+        return None
+    if str(resume) == "auto":
+        last = Path(cfg.out_dir) / "checkpoints" / "last.ckpt"
+        return last if last.exists() else None
+    path = Path(resume)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint to resume from not found: {path}")
+    return path
+
+
+def train(
+    cfg: TrainConfig,
+    resume: str | Path | None = "auto",
+    extra_callbacks: list[pl.Callback] | None = None,
+) -> TrainResult:
+    """Run (or resume) training as ``cfg`` says; returns where the outputs are."""
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_resolved_config(cfg, str(out / "config" / "train.yaml"))
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    if cfg.trainer.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    system = SeparationSystem.from_configs(
+        cfg.model, cfg.loss, cfg.optim, resolved_config=config_to_dict(cfg)
+    )
+    datamodule = SeparationDataModule(cfg.data, face_stream_for(cfg))
+    trainer = build_trainer(cfg, extra_callbacks)
+    ckpt = find_resume_checkpoint(cfg, resume)
+    trainer.fit(system, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
+    model_path = out / "model.pt"
+    if trainer.is_global_zero:
+        save_model(system.model, model_path)
+    last = out / "checkpoints" / "last.ckpt"
+    return TrainResult(out, last if last.exists() else None, model_path, trainer.global_step, ckpt)
