@@ -5,7 +5,8 @@ Contract:
   Detections are linked frame to frame by IoU against a constant-velocity prediction of each track's
   box, with a landmark-distance term breaking near ties (two faces crossing); an optimal assignment
   (Hungarian) per frame. A track survives gaps up to ``max_gap_s`` and ends at a shot cut (a frame
-  whose colour histogram jumps, or a box that no longer overlaps its prediction or jumps in size).
+  whose colour histogram jumps, a box that no longer overlaps its prediction or jumps in size, or a
+  face whose grey thumbnail no longer resembles the track's last one: another person, same place).
   Tracks shorter than ``min_track_s`` are dropped; ids are 0..k-1 by start time, then position.
 - :func:`interpolate_track`: one track -> a :class:`manifests.FaceTrack` at ``fps`` (25), boxes and
   landmarks linearly interpolated at ``start_s + i / fps``; ``present`` False across gaps longer than
@@ -48,6 +49,10 @@ class TrackConfig:
     (different scenes: 0.4..0.75; a pan or a 15 % brightness step: < 0.2)."""
     max_scale_change: float = 1.5
     """Box side ratio between a prediction and a detection above which they are not linked."""
+    min_appearance: float = 0.65
+    """Face-thumbnail similarity (``Detection.appearance``, -1..1) below which a detection is not
+    linked to a track's last one: a cut to another person at the same place (same face 0.85..1,
+    different people <= 0.58 on real photos)."""
 
     def __post_init__(self) -> None:
         check_range(self, "iou_threshold", 0.0, 1.0, low_open=True)
@@ -56,6 +61,7 @@ class TrackConfig:
         check_range(self, "min_track_s", 0.0)
         check_range(self, "cut_threshold", 0.0, 1.0)
         check_range(self, "max_scale_change", 1.0)
+        check_range(self, "min_appearance", -1.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,18 @@ def _link_costs(
     ratio = _sides(pred)[:, None] / _sides(boxes)[None, :]
     cost = 1.0 - iou
     cost[(iou < cfg.iou_threshold) | (np.maximum(ratio, 1 / ratio) > cfg.max_scale_change)] = np.inf
+    for r, track in enumerate(tracks):
+        last = track.dets[-1].appearance
+        if last is None:
+            continue
+        for c, det in enumerate(faces):
+            seen = det.appearance
+            if (
+                seen is not None
+                and np.isfinite(cost[r, c])
+                and float(last @ seen) < cfg.min_appearance
+            ):
+                cost[r, c] = np.inf
     if cfg.landmark_weight > 0:
         for r, track in enumerate(tracks):
             last = track.dets[-1]

@@ -100,6 +100,9 @@ def test_detect_faces_maps_to_source_pixels_and_scores_cuts(detector):
     assert box_iou(dets.detections[0][0].box, ASTRONAUT_BOX)[0, 0] > 0.8  # in source pixels
     assert dets.change[1] < 0.01 and dets.change[2] > 0.35 and dets.change[3] < 0.01
     assert dets.mean_faces(0.0, 0.4) == 1.0
+    look = [d.appearance for frame in dets.detections for d in frame]
+    assert all(v is not None and abs(np.linalg.norm(v) - 1) < 1e-4 for v in look)
+    assert float(look[0] @ look[1]) > 0.99  # the same face in the same place
     # min_face_px is in SOURCE pixels: the t1 faces are ~2 x 20 px wide there
     big_only = detect_faces(chunks, detector, FaceConfig(min_face_px=60), scale=2.0)
     assert big_only.num_faces().tolist() == [1, 1, 0, 0]
