@@ -7,10 +7,11 @@ Contract (pure functions, no I/O):
   Speech pauses shorter than ``max_pause_s`` are bridged; state runs shorter than ``min_run_s`` are merged
   into the run before them; each run loses ``edge_margin_s`` at every side where the state changes (so a
   window never straddles a change: boundaries are only known to a detection period), and what is left
-  of it must still be ``min_run_s`` long (slivers between two changes are not candidates). Runs longer than
-  ``max_duration_s`` are split into equal windows of at most that length; windows start and end on the
-  40 ms grid. Every run gives at least one candidate: windows that cannot be kept still become
-  ``segments`` rows with their reason.
+  of it must still be ``min_run_s`` long (slivers between two changes are not candidates). Each run is
+  cut into equal windows of about ``target_duration_s`` (5 s, a typical AVSpeech clip), at least
+  ``min_duration_s`` and at most ``max_duration_s`` long, starting and ending on the 40 ms grid.
+  Every run gives at least one candidate: windows that cannot be kept still become ``segments`` rows
+  with their reason.
 - :func:`decide` applies the checks to one window's :class:`WindowEvidence` in this documented order
   (cheap measures first, so the expensive 25 fps pass only runs on windows that survive them); the first
   failing check is the reason; a measure that is ``None`` (not measured yet) is skipped:
@@ -65,7 +66,11 @@ class SegmentConfig:
     min_duration_s: float = 3.0
     """Shortest clip (the paper: 3 s)."""
     max_duration_s: float = 10.0
-    """Longest clip (the paper: 10 s); longer runs are split into equal windows."""
+    """Longest clip (the paper: 10 s)."""
+    target_duration_s: float = 5.0
+    """Runs are split into equal windows of about this length (never under ``min_duration_s``, never
+    over ``max_duration_s``): shorter windows keep a change inside a run that no state sees (same
+    face, same speech, but noise or a dubbed voice starts) from spoiling a whole 10 s clip."""
     max_pause_s: float = 0.8
     """Speech pauses up to this long count as speech (sentences keep together)."""
     min_run_s: float = 0.4
@@ -89,6 +94,8 @@ class SegmentConfig:
         check_range(self, "min_duration_s", 0.04)
         check_range(self, "max_duration_s", 0.04)
         check_order(self, "min_duration_s", "max_duration_s")
+        check_order(self, "min_duration_s", "target_duration_s")
+        check_order(self, "target_duration_s", "max_duration_s")
         check_range(self, "max_pause_s", 0.0, 10.0)
         check_range(self, "min_run_s", 0.0, 10.0)
         check_range(self, "edge_margin_s", 0.0, 2.0)
@@ -244,8 +251,10 @@ def _split(start_s: float, end_s: float, cfg: SegmentConfig) -> list[tuple[float
     frames = i1 - i0
     if frames <= 0:
         return []
-    max_frames = round(cfg.max_duration_s / FRAME_S)
-    n = max(1, math.ceil(frames / max_frames))
+    n_max = math.ceil(frames / round(cfg.max_duration_s / FRAME_S))
+    n_target = math.ceil(frames / round(cfg.target_duration_s / FRAME_S))
+    n_min = frames // round(cfg.min_duration_s / FRAME_S)
+    n = max(1, n_max, min(n_target, n_min))
     cuts = [i0 + (frames * k) // n for k in range(n + 1)]
     return [(round(a * FRAME_S, 6), round(b * FRAME_S, 6)) for a, b in itertools.pairwise(cuts)]
 

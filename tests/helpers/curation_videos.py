@@ -107,3 +107,59 @@ def copy_to(src: Path, folder: Path, name: str | None = None) -> Path:
     dst = folder / (name or src.name)
     shutil.copyfile(src, dst)
     return dst
+
+
+EXPECTED_REASON = {
+    "silence": "no_speech",
+    "two_faces": "multiple_faces",
+    "no_face": "no_face",
+    "noisy": "low_snr",
+    "dubbed": "not_in_sync",
+}
+"""The reject reason each non-clean section kind must get."""
+
+
+def _overlap(a0: float, a1: float, b0: float, b1: float) -> float:
+    return max(0.0, min(a1, b1) - max(a0, b0))
+
+
+def score_against_truth(
+    segments: list[dict[str, Any]], truth: dict[str, Any], offset_s: float = 0.0
+) -> dict[str, Any]:
+    """Precision/recall of kept seconds vs clean sections, and each other section's reasons.
+
+    ``segments``: ``read_segments`` rows of one source. Returns ``precision``, ``recall`` and
+    ``wrong``: a list of (section kind, start_s, reasons seen) for non-clean sections whose segments
+    (those with most of their length inside the section) are not all rejected with the expected
+    reason, or which got no segment at all.
+    """
+    sections = truth["sections"]
+    clean = [
+        (s["start_s"] + offset_s, s["end_s"] + offset_s)
+        for s in sections
+        if s["clean_single_speaker"]
+    ]
+    kept = [(r["start_s"], r["end_s"]) for r in segments if r["kept"]]
+    kept_s = sum(e - s for s, e in kept)
+    inside = sum(_overlap(s, e, c0, c1) for s, e in kept for c0, c1 in clean)
+    clean_s = sum(c1 - c0 for c0, c1 in clean)
+    wrong = []
+    for sec in sections:
+        want = EXPECTED_REASON.get(sec["kind"])
+        if want is None:
+            continue
+        s0, s1 = sec["start_s"] + offset_s, sec["end_s"] + offset_s
+        mine = [
+            r
+            for r in segments
+            if _overlap(r["start_s"], r["end_s"], s0, s1) > 0.5 * (r["end_s"] - r["start_s"])
+        ]
+        reasons = sorted({str(r["reason"]) for r in mine})
+        if not mine or any(r["kept"] or r["reason"] != want for r in mine):
+            wrong.append((sec["kind"], sec["start_s"], reasons))
+    return {
+        "precision": inside / kept_s if kept_s else 0.0,
+        "recall": inside / clean_s if clean_s else 1.0,
+        "wrong": wrong,
+        "kept_s": kept_s,
+    }
