@@ -135,3 +135,57 @@ def test_ddp_two_ranks_two_workers_cover_the_stream_once_and_resume(corpus, tmp_
         assert first + second == straight  # the resumed loader continues exactly
     everything = [i for s in seen for i in s[0] + s[1]]
     assert sorted(everything) == list(range(24))
+
+
+# ------------------------------------------------------------------------------------ Lightning
+
+
+class _Recorder:
+    """A tiny LightningModule that records the item indices of every training batch."""
+
+    @staticmethod
+    def build():
+        import lightning
+
+        class Module(lightning.LightningModule):
+            def __init__(self):
+                super().__init__()
+                self.layer = torch.nn.Linear(1, 1)
+                self.seen: list[int] = []
+
+            def training_step(self, batch, batch_idx):
+                self.seen += [int(i) for i in batch["index"]]
+                return self.layer(batch["mixture"].mean(dim=1, keepdim=True)).pow(2).mean()
+
+            def configure_optimizers(self):
+                return torch.optim.SGD(self.parameters(), lr=0.01)
+
+        return Module()
+
+
+def _fit(corpus, root, max_steps, ckpt=None):
+    import lightning
+
+    module = _Recorder.build()
+    loader = MixtureLoader(MixtureStream(str(corpus), TINY), batch_size=2, batches_per_pass=4)
+    trainer = lightning.Trainer(
+        max_steps=max_steps,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(root),
+    )
+    trainer.fit(module, train_dataloaders=loader, ckpt_path=ckpt)
+    return trainer, module.seen
+
+
+def test_lightning_checkpoint_resumes_the_identical_stream(corpus, tmp_path):
+    _, straight = _fit(corpus, tmp_path / "a", 7)
+    assert straight == list(range(14))
+    trainer, head = _fit(corpus, tmp_path / "b", 3)
+    ckpt = str(tmp_path / "b" / "mid.ckpt")
+    trainer.save_checkpoint(ckpt)
+    _, tail = _fit(corpus, tmp_path / "c", 7, ckpt=ckpt)
+    assert head + tail == straight
