@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pytest
 
-from tests.helpers.synth_videos import ScenarioVideos
+if TYPE_CHECKING:
+    from tests.helpers.synth_videos import ScenarioVideos
 
 
 @pytest.fixture
@@ -21,4 +24,8 @@ def scenario_videos(tmp_path_factory: pytest.TempPathFactory) -> ScenarioVideos:
     ``scenario_videos["mixed_20s"]`` is the MP4 path (its ground truth is ``.with_suffix(".json")``);
     names: ``mixed_20s``, ``clean_talk`` (12 s), ``long_talk`` (60 s) and the demo talks.
     """
+    # Imported here so that sessions which never render a video do not pay for importing the
+    # generator (scipy.signal, cv2) at collection time.
+    from tests.helpers.synth_videos import ScenarioVideos
+
     return ScenarioVideos(tmp_path_factory.mktemp("scenario_videos"))

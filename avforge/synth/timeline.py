@@ -136,61 +136,66 @@ def _face_xs(sec: Section, rng: np.random.Generator) -> tuple[float, ...]:
     return (float(rng.choice(SINGLE_FACE_X)),) if N_FACES[sec.kind] else ()
 
 
+def _face_plan(
+    scenario: Scenario,
+    speaker_id: str,
+    centre_x: float,
+    driver: np.ndarray,
+    frames: tuple[int, int],
+    first_sample: int,
+    n_levels: int,
+    rng: np.random.Generator,
+) -> FacePlan:
+    """Where one face sits in each frame of a section, and how open its mouth is."""
+    f0, f1 = frames
+    sprite = build_sprite(SPEAKERS[speaker_id].face_id, scenario.face_height_px, n_levels)
+    offset_s = f0 / FPS - first_sample / SAMPLE_RATE_HZ
+    env = speech_envelope_db(driver, SAMPLE_RATE_HZ, FPS, f1 - f0, offset_s)
+    times_s = np.arange(f0, f1) / FPS
+    phase = rng.uniform(0, 2 * np.pi, size=2)
+    dx = scenario.drift_px * np.sin(2 * np.pi * times_s / 6.0 + phase[0])
+    dy = 0.5 * scenario.drift_px * np.sin(2 * np.pi * times_s / 4.3 + phase[1])
+    bx0, by0, bx1, by1 = sprite.box_xyxy
+    left = centre_x * WIDTH - (bx0 + bx1) / 2
+    top = FACE_CENTRE_Y * HEIGHT - (by0 + by1) / 2
+    speaking = bool(np.any(driver))
+    return FacePlan(
+        speaker_id=speaker_id,
+        sprite=sprite,
+        levels=mouth_opening(env, n_levels),
+        x=np.round(left + dx).astype(np.int32),
+        y=np.round(top + dy).astype(np.int32),
+        speaking=speaking,
+        mouth_driver_id=speaker_id if speaking else None,
+    )
+
+
 def plan_scenario(scenario: Scenario, room_tone_db: float = -62.0, n_levels: int = 12) -> Plan:
     """Plan ``scenario`` (see the module doc). Deterministic given ``scenario.seed``."""
     total = round(scenario.duration_s * SAMPLE_RATE_HZ)
     room = A.room_tone(total, room_tone_db, _rng(scenario.seed, "room"))
-    speech = np.zeros(total, dtype=np.float32)
+    audio = room.copy()
     stage = stage_background(WIDTH, HEIGHT, _rng(scenario.seed, "stage"))
-    plans: list[
-        tuple[Section, int, int, np.ndarray, list[FacePlan], np.ndarray | None, int, int]
-    ] = []
+    sections = []
     for index, sec in enumerate(scenario.sections):
         rng = _rng(scenario.seed, index)
-        s0 = round(sec.start_s * SAMPLE_RATE_HZ)
-        s1 = round(sec.end_s * SAMPLE_RATE_HZ)
+        s0, s1 = round(sec.start_s * SAMPLE_RATE_HZ), round(sec.end_s * SAMPLE_RATE_HZ)
         f0, f1 = round(sec.start_s * FPS), round(sec.end_s * FPS)
         heard, drivers, noise = _section_audio(sec, s1 - s0, rng)
-        speech[s0:s1] += heard
+        audio[s0:s1] += heard
+        measured = None
+        if noise is not None:
+            noise_and_room = noise + room[s0:s1]
+            measured = round(A.snr_db(heard - noise, noise_and_room, SAMPLE_RATE_HZ), 2)
         background = stage
         if sec.kind is SectionKind.NO_FACE:
             background = slide_background(WIDTH, HEIGHT, rng)
-        frame_times_s = np.arange(f0, f1) / FPS
-        faces = []
-        for speaker_id, cx in zip(sec.visible_speaker_ids, _face_xs(sec, rng), strict=True):
-            sprite = build_sprite(SPEAKERS[speaker_id].face_id, scenario.face_height_px, n_levels)
-            driver = drivers[speaker_id]
-            env = speech_envelope_db(
-                driver, SAMPLE_RATE_HZ, FPS, f1 - f0, f0 / FPS - s0 / SAMPLE_RATE_HZ
-            )
-            levels = mouth_opening(env, n_levels)
-            phase = rng.uniform(0, 2 * np.pi, size=2)
-            dx = scenario.drift_px * np.sin(2 * np.pi * frame_times_s / 6.0 + phase[0])
-            dy = 0.5 * scenario.drift_px * np.sin(2 * np.pi * frame_times_s / 4.3 + phase[1])
-            bx0, by0, bx1, by1 = sprite.box_xyxy
-            left = cx * WIDTH - (bx0 + bx1) / 2
-            top = FACE_CENTRE_Y * HEIGHT - (by0 + by1) / 2
-            speaking = bool(np.any(driver))
-            faces.append(
-                FacePlan(
-                    speaker_id=speaker_id,
-                    sprite=sprite,
-                    levels=levels,
-                    x=np.round(left + dx).astype(np.int32),
-                    y=np.round(top + dy).astype(np.int32),
-                    speaking=speaking,
-                    mouth_driver_id=speaker_id if speaking else None,
-                )
-            )
-        plans.append((sec, f0, f1, background, faces, noise, s0, s1))
-    audio = speech + room
+        faces = tuple(
+            _face_plan(scenario, sid, cx, drivers[sid], (f0, f1), s0, n_levels, rng)
+            for sid, cx in zip(sec.visible_speaker_ids, _face_xs(sec, rng), strict=True)
+        )
+        sections.append(SectionPlan(sec, f0, f1, background, faces, measured))
     peak = float(np.max(np.abs(audio))) if total else 0.0
-    gain = PEAK_LIMIT / peak if peak > PEAK_LIMIT else 1.0
-    sections = []
-    for sec, f0, f1, background, faces, noise, s0, s1 in plans:
-        measured = None
-        if noise is not None:
-            voice = speech[s0:s1] - noise
-            measured = round(A.snr_db(voice, noise + room[s0:s1], SAMPLE_RATE_HZ), 2)
-        sections.append(SectionPlan(sec, f0, f1, background, tuple(faces), measured))
-    return Plan(scenario, (audio * gain).astype(np.float32), tuple(sections))
+    if peak > PEAK_LIMIT:
+        audio *= PEAK_LIMIT / peak
+    return Plan(scenario, audio.astype(np.float32), tuple(sections))
