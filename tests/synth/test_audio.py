@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from avforge.synth import Scenario, section
+from avforge.synth import MissingToolError, Scenario, section
 from avforge.synth import SectionKind as K
 from avforge.synth.audio import (
     active_power,
@@ -16,7 +16,14 @@ from avforge.synth.audio import (
 )
 from avforge.synth.mouth import mouth_opening, speech_envelope_db
 from avforge.synth.timeline import plan_scenario
-from avforge.synth.voices import SAMPLE_RATE_HZ, SPEECH_LEVEL_DB, load_utterances
+from avforge.synth.voices import (
+    SAMPLE_RATE_HZ,
+    SPEECH_LEVEL_DB,
+    available_speakers,
+    espeak_available,
+    espeak_sentence,
+    load_utterances,
+)
 
 SR = SAMPLE_RATE_HZ
 
@@ -104,3 +111,23 @@ def test_plan_noisy_snr_and_dubbed_mouth():
     assert silence.faces[0].levels.max() == 0 and not silence.faces[0].speaking
     room = plan.audio[int(6.2 * SR) :]
     assert 20 * np.log10(np.sqrt(np.mean(room**2))) == pytest.approx(-62.0, abs=1.5)
+
+
+def test_without_espeak_its_speakers_are_absent(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no espeak-ng on PATH
+    assert not espeak_available()
+    assert "espeak_f" not in available_speakers() and "aew" in available_speakers()
+    with pytest.raises(MissingToolError):
+        espeak_sentence("Hello there.", "en-us")
+
+
+@pytest.mark.skipif(not espeak_available(), reason="espeak-ng not installed")
+def test_espeak_speaker_is_deterministic_and_normalised():
+    utts = load_utterances("espeak_f")
+    assert len(utts) == 6 and all(len(u) > SR for u in utts)
+    for utt in utts:
+        assert 10 * np.log10(active_power(utt, SR)) == pytest.approx(SPEECH_LEVEL_DB, abs=0.1)
+    again = espeak_sentence("The birch canoe slid on the smooth planks.", "en-us+f3")
+    assert np.array_equal(
+        again, espeak_sentence("The birch canoe slid on the smooth planks.", "en-us+f3")
+    )

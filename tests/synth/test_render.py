@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 
+from avforge.config import ConfigError
 from avforge.synth import (
     RenderConfig,
     Scenario,
@@ -120,6 +121,14 @@ def test_noisy_section_reports_its_snr(mixed):
     sec = next(s for s in truth["sections"] if s["kind"] == "noisy")
     assert sec["measured_snr_db"] == pytest.approx(sec["snr_db"], abs=0.3)
     assert sec["clean_single_speaker"] is False
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"preset": "placebo-ish"}, {"crf": 60}, {"audio_rate_hz": 11_025}]
+)
+def test_render_config_is_validated(kwargs):
+    with pytest.raises(ConfigError):
+        RenderConfig(**kwargs)
 
 
 def test_rendering_is_deterministic(tmp_path):

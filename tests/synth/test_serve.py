@@ -52,6 +52,10 @@ def test_ranges_known_answers(served):
         with pytest.raises(urllib.error.HTTPError) as err:
             get(url, {"Range": f"bytes={len(data)}-"})
         assert err.value.code == 416
+        head = urllib.request.Request(url, method="HEAD")
+        with urllib.request.urlopen(head, timeout=5) as resp:
+            assert resp.status == 200 and resp.read() == b""
+            assert int(resp.headers["Content-Length"]) == len(data)
 
 
 def test_nothing_outside_the_folder(served):
