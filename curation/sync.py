@@ -42,10 +42,11 @@ class SyncConfig:
 
     enabled: bool = True
     max_offset_s: float = 0.3
-    """Offsets searched: -max_offset_s..+max_offset_s in steps of one video frame."""
-    threshold: float = 0.6
-    """Segments scoring below this are ``not_in_sync`` (chosen on rendered talking faces: same
-    utterance >= 0.85, another utterance <= 0.63; see docs/curation_faces.md)."""
+    """Offsets searched: whole video frames within -max_offset_s..+max_offset_s (±7 at 25 fps)."""
+    threshold: float = 0.65
+    """Segments scoring below this are ``not_in_sync``. Chosen on the generator's talks (3 s windows:
+    own speech 0.78..0.92, dubbed <= 0.59, silent face <= 0.25) and our renders (own speech
+    0.87..0.91, other utterances <= 0.58); see docs/curation_faces.md."""
     smooth_frames: int = 1
     """Moving-average length (frames) applied to both signals before correlating (1: none)."""
 
@@ -163,7 +164,7 @@ def sync_score(
     flat (a still face, or silence).
     """
     n = len(motion)
-    max_k = round(cfg.max_offset_s * fps)
+    max_k = int(cfg.max_offset_s * fps + 1e-6)  # whole frames within max_offset_s
     env = _smooth(
         speech_envelope(audio, sample_rate_hz, fps, n).astype(np.float64), cfg.smooth_frames
     )

@@ -67,7 +67,7 @@ def test_same_speech_scores_high_other_utterance_low(face):
         motion = mouth_motion(frames, track)
         same = sync_score(motion, audio, SR, FPS, cfg)
         assert same.score > 0.8 and same.offset_s == 0.0
-        assert same.correlations.shape == (2 * round(0.3 * FPS) + 1,)
+        assert same.correlations.shape == (15,)  # whole frames within ±0.3 s
         for other in SPEECH_FILES[5:8]:
             dubbed = sync_score(motion, speech(other), SR, FPS, cfg)
             assert dubbed.score < cfg.threshold < same.score, (name, other, dubbed.score)
