@@ -496,10 +496,14 @@ def iter_video_frames(
                 yield VideoChunk(frames=frames, times_s=times)
             if k < want:
                 break
-        if max_frames is not None and index >= max_frames:
+        complete = max_frames is not None and index >= max_frames
+        if complete:
             proc.kill()
-        returncode = proc.wait(timeout=stall_timeout_s)
-        if returncode != 0 and not (max_frames is not None and index >= max_frames):
+        try:
+            returncode = proc.wait(timeout=stall_timeout_s)
+        except subprocess.TimeoutExpired:
+            raise MediaError(SourceError.TIMEOUT, "ffmpeg did not exit after its output") from None
+        if returncode != 0 and not complete:
             raise MediaError(SourceError.CORRUPT_MEDIA, tail.last())
         _check_truncated(index / fps, expected_s, "video")
     finally:
