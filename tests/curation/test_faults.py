@@ -1,0 +1,234 @@
+"""Faults: bad inputs become failed rows (the run goes on), a killed worker or a killed run changes
+nothing in the final manifests, and finished sources are not redone."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import yaml
+
+import manifests
+from avforge.cluster import ClusterConfig, ClusterType, LocalClusterConfig
+from avforge.synth.serve import FaultKind, Faults, LoopbackServer, fault_url
+from curation.config import CurateConfig, RunConfig
+from curation.download import DownloadConfig
+from curation.pipeline import curate
+from curation.sources import Source, parse_url_list, scan_folder
+from tests.helpers.curation_http import closed_port_url
+from tests.helpers.curation_videos import bad_inputs, cached
+
+SYNC = ClusterConfig(type=ClusterType.SYNCHRONOUS)
+LOCAL2 = ClusterConfig(
+    type=ClusterType.LOCAL,
+    local=LocalClusterConfig(n_workers=2, threads_per_worker=1, memory_limit="3GiB"),
+)
+CFG = CurateConfig(
+    download=DownloadConfig(
+        retries=1,
+        backoff_s=0.05,
+        socket_timeout_s=1.0,
+        source_timeout_s=30.0,
+        isolate_process=False,
+    ),
+    run=RunConfig(progress=False),
+)
+N_COPIES = 4
+
+
+def fingerprint(corpus: Path) -> dict[str, object]:
+    """What must be identical between runs: ids, statuses, segment decisions, clip audio checksums."""
+    reader = manifests.MediaReader()
+    sources = sorted(
+        (r["source_id"], r["status"], r["error"])
+        for r in manifests.read_sources(corpus).to_pylist()
+    )
+    segments = sorted(
+        (r["segment_id"], r["kept"], r["reason"])
+        for r in manifests.read_segments(corpus).to_pylist()
+    )
+    clips = {}
+    for r in manifests.read_clips(corpus).to_pylist():
+        audio = reader.audio(str(corpus / "media" / r["media_shard"]), r["media_row"])
+        clips[r["clip_id"]] = hashlib.sha256(audio.tobytes()).hexdigest()
+    return {"sources": sources, "segments": segments, "clips": clips}
+
+
+@pytest.fixture(scope="module")
+def copies(scenario_videos, tmp_path_factory):
+    """A folder of N_COPIES copies of the 12 s clean talk (distinct sources, known content)."""
+    clean = scenario_videos["clean_talk"]
+    folder = tmp_path_factory.mktemp("copies")
+    for i in range(N_COPIES):
+        shutil.copyfile(clean, folder / f"talk{i}.mp4")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def undisturbed(copies, tmp_path_factory):
+    corpus = tmp_path_factory.mktemp("undisturbed")
+    summary = curate(scan_folder(copies), str(corpus), CFG, SYNC)
+    assert summary.sources_ok == N_COPIES and summary.segments_kept >= N_COPIES
+    return fingerprint(corpus)
+
+
+def test_bad_inputs_fail_with_the_right_reason_and_nothing_else_is_affected(
+    scenario_videos, tmp_path_factory, tmp_path
+):
+    clean = scenario_videos["clean_talk"]
+
+    def build(folder: Path) -> Path:
+        bad_inputs(folder, clean)
+        return folder
+
+    bad = cached(tmp_path_factory, "bad_inputs", build)
+    files = {p.stem: p for p in bad.iterdir() if p.stem != "turned"}
+    (tmp_path / "serve").mkdir()
+    shutil.copyfile(clean, tmp_path / "serve" / "talk.mp4")
+    with LoopbackServer(tmp_path / "serve", Faults(stall_s=6.0)) as srv:
+        urls = {
+            "http_404": fault_url(srv.base_url, FaultKind.NOT_FOUND, "talk.mp4"),
+            "refused": closed_port_url(),
+            "stall": fault_url(srv.base_url, FaultKind.STALL, "talk.mp4"),
+            "http_truncated": fault_url(srv.base_url, FaultKind.TRUNCATED, "talk.mp4"),
+            "hostile_title": fault_url(srv.base_url, FaultKind.PAGE, "talk.mp4"),
+        }
+        url_sources = parse_url_list("\n".join(urls.values()))
+        local = [Source(f"local-{k}", str(p), manifests.SourceKind.LOCAL) for k, p in files.items()]
+        good = Source("local-good", str(clean), manifests.SourceKind.LOCAL)
+        corpus = tmp_path / "corpus"
+        summary = curate([*url_sources, *local, good], str(corpus), CFG, SYNC)
+    rows = {r["source_id"]: r for r in manifests.read_sources(corpus).to_pylist()}
+    by_name = {k: rows[s.source_id] for k, s in zip(urls, url_sources, strict=True)}
+    by_name |= {k: rows[f"local-{k}"] for k in files}
+    expected_failures = {
+        "http_404": "not_found",
+        "refused": "download_failed",
+        "stall": "timeout",
+        "http_truncated": "corrupt_media",
+        "zero_byte": "corrupt_media",
+        "truncated": "corrupt_media",
+        "no_audio": "no_audio",
+        "no_video": "no_video",
+    }
+    got = {k: (by_name[k]["status"], by_name[k]["error"]) for k in expected_failures}
+    assert got == {k: ("failed", v) for k, v in expected_failures.items()}
+    for k in expected_failures:
+        detail = by_name[k]["error_detail"]
+        assert detail and "\n" not in detail and "Traceback" not in detail
+    # Odd but valid media are curated like the original: same kept windows.
+    clips = manifests.read_clips(corpus).to_pylist()
+    kept = {
+        sid: sorted((c["start_s"], c["end_s"]) for c in clips if c["source_id"] == sid)
+        for sid in rows
+    }
+    reference = kept["local-good"]
+    assert reference and sum(e - s for s, e in reference) >= 8.0
+    for name in ("audio_8k", "stereo_48k", "rotated", "hostile_title"):
+        assert by_name[name]["status"] == "ok", by_name[name]
+        assert kept[by_name[name]["source_id"]] == reference, name
+    assert (by_name["rotated"]["width"], by_name["rotated"]["height"]) == (640, 360)
+    assert by_name["audio_8k"]["audio_sample_rate_hz"] == 8000
+    assert by_name["stereo_48k"]["audio_channels"] == 2
+    title = by_name["hostile_title"]["title"]
+    assert "../" in title and not any(ord(c) < 32 for c in title)
+    assert summary.sources_failed == len(expected_failures)
+    # Nothing escaped the corpus or the scratch folder; scratch files were cleaned up.
+    assert not any(p.is_file() for p in (corpus / ".work").rglob("*"))
+    assert sorted(p.name for p in corpus.iterdir()) == [
+        ".work",
+        "clips",
+        "config",
+        "media",
+        "segments",
+        "sources",
+    ]
+
+
+def test_duration_over_the_cap_is_too_long(scenario_videos, tmp_path):
+    cfg = dataclasses.replace(CFG, decode=dataclasses.replace(CFG.decode, max_duration_s=5.0))
+    summary = curate(
+        [Source("long", str(scenario_videos["clean_talk"]), manifests.SourceKind.LOCAL)],
+        str(tmp_path),
+        cfg,
+        SYNC,
+    )
+    row = manifests.read_sources(tmp_path).to_pylist()[0]
+    assert (row["status"], row["error"]) == ("failed", "too_long")
+    assert summary.failed_by_reason == {"too_long": 1}
+
+
+def _worker_pids() -> list[int]:
+    """Dask worker processes started by this process's LocalCluster nannies."""
+    pids = []
+    for p in psutil.Process().children(recursive=True):
+        cmd = " ".join(p.cmdline())
+        if "spawn_main" in cmd and "resource_tracker" not in cmd:
+            pids.append(p.pid)
+    return pids
+
+
+@pytest.mark.slow
+def test_killing_a_worker_mid_run_changes_nothing(copies, undisturbed, tmp_path):
+    killed: list[int] = []
+
+    def kill_one(_result: object) -> None:
+        if not killed:
+            pids = _worker_pids()
+            assert pids, "no worker process found"
+            os.kill(pids[0], signal.SIGKILL)
+            killed.append(pids[0])
+
+    corpus = tmp_path / "corpus"
+    cfg = dataclasses.replace(CFG, run=dataclasses.replace(CFG.run, max_in_flight_per_worker=1))
+    summary = curate(scan_folder(copies), str(corpus), cfg, LOCAL2, on_result=kill_one)
+    assert killed
+    assert summary.sources_ok == N_COPIES and summary.sources_failed == 0
+    assert fingerprint(corpus) == undisturbed
+
+
+@pytest.mark.slow
+def test_killing_the_whole_run_then_rerunning_finishes_without_redoing(
+    copies, undisturbed, tmp_path
+):
+    corpus = tmp_path / "corpus"
+    cluster_yaml = tmp_path / "dask_cluster.yaml"
+    cluster_yaml.write_text(
+        yaml.safe_dump({"type": "local", "local": {"n_workers": 2, "memory_limit": "3GiB"}})
+    )
+    config_yaml = tmp_path / "curate.yaml"
+    config_yaml.write_text(
+        yaml.safe_dump({"run": {"progress": False, "max_in_flight_per_worker": 1}})
+    )
+    cmd = [
+        str(Path(sys.executable).with_name("avforge")),
+        "curate", str(copies), "--out", str(corpus), "--config", str(config_yaml), "--cluster", str(cluster_yaml),
+    ]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 240
+    done_dir = corpus / "sources"
+    while time.monotonic() < deadline and proc.poll() is None:
+        if done_dir.exists() and len(list(done_dir.glob("*.arrow"))) >= 1:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+    finished = {p: p.stat().st_mtime_ns for p in done_dir.glob("*.arrow")}
+    assert 1 <= len(finished) < N_COPIES
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # not redone
+    assert f"({len(finished)} already done)" in rerun.stdout
+    assert fingerprint(corpus) == undisturbed
