@@ -94,7 +94,7 @@ class FaceConfig:
         check_range(self, "embed_every_frames", 1, 250)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Detection:
     """One face in one frame: ``box`` (4,) float32 x0, y0, x1, y1 in the frame's pixels, ``score``
     0..1, ``landmarks`` (5, 2) float32 x, y (left eye, right eye, nose, left and right mouth corner
@@ -141,7 +141,7 @@ class FrameChunk(Protocol):
         ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class FrameDetections:
     """Faces per detection frame, in SOURCE pixels.
 

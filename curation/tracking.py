@@ -84,7 +84,7 @@ class QualityConfig:
         check_range(self, "max_yaw", 0.0, low_open=True)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TrackEstimate:
     """One face track at the detection rate, in SOURCE pixels.
 
@@ -128,7 +128,7 @@ class TrackEstimate:
 # --------------------------------------------------------------------------- tracking
 
 
-@dataclass
+@dataclass(eq=False)
 class _OpenTrack:
     times: list[float]
     dets: list[Detection]
@@ -206,9 +206,9 @@ def track_faces(dets: FrameDetections, cfg: TrackConfig) -> list[TrackEstimate]:
         if dets.change[i] > cfg.cut_threshold:
             done.extend(active)
             active = []
-        expired = [t for t in active if time_s - t.times[-1] > cfg.max_gap_s]
-        done.extend(expired)
-        active = [t for t in active if t not in expired]
+        expired = [time_s - t.times[-1] > cfg.max_gap_s for t in active]
+        done.extend(t for t, gone in zip(active, expired, strict=True) if gone)
+        active = [t for t, gone in zip(active, expired, strict=True) if not gone]
         faces = dets.detections[i]
         matched: set[int] = set()
         if active and faces:

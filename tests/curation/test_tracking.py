@@ -66,6 +66,14 @@ def test_two_faces_crossing_keep_their_ids():
     assert np.all(np.diff(b.boxes[:, 0]) < 0)
 
 
+def test_one_of_two_synchronous_tracks_ends_while_the_other_goes_on():
+    # Two faces detected in the same frames; one leaves after 2 s, the other stays.
+    per_frame = [[face(100, 150), face(400, 150)] for _ in range(10)]
+    per_frame += [[face(100, 150)] for _ in range(10)]
+    tracks = track_faces(frames_of(per_frame), TrackConfig())
+    assert [len(t.times_s) for t in tracks] == [20, 10]
+
+
 def test_short_gap_is_bridged_long_gap_splits():
     cfg = TrackConfig(max_gap_s=0.6, min_track_s=1.0)
     seq = [[face(200, 150)] for _ in range(25)]
