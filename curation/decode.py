@@ -61,7 +61,8 @@ class MediaError(Exception):
 
     def __init__(self, reason: SourceError, detail: str) -> None:
         self.reason = SourceError(reason)
-        self.detail = " ".join(str(detail).split())[:300]
+        printable = "".join(c if c.isprintable() else " " for c in str(detail))
+        self.detail = " ".join(printable.split())[:300]
         super().__init__(f"{self.reason.value}: {self.detail}")
 
 
@@ -176,8 +177,11 @@ def _check_exists(path: str) -> None:
         raise MediaError(SourceError.NOT_FOUND, f"no such file: {path}")
 
 
-def _last_line(stderr: bytes | str) -> str:
+def _last_line(stderr: bytes | str, path: str = "") -> str:
+    """ffmpeg's last meaningful stderr line, without the input's name (the row already has it)."""
     text = stderr.decode("utf-8", "replace") if isinstance(stderr, bytes) else stderr
+    if path:
+        text = text.replace(_input_name(path) + ": ", "")
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
     meaningful = [ln for ln in lines if not ln.startswith(_GENERIC_STDERR)]
     return (meaningful or lines or ["ffmpeg failed without a message"])[-1]
@@ -223,7 +227,7 @@ def _run_ffprobe(path: str, timeout_s: float) -> dict[str, Any]:
     except subprocess.TimeoutExpired:
         raise MediaError(SourceError.TIMEOUT, f"ffprobe ran over {timeout_s:g} s") from None
     if proc.returncode != 0:
-        raise MediaError(SourceError.CORRUPT_MEDIA, _last_line(proc.stderr))
+        raise MediaError(SourceError.CORRUPT_MEDIA, _last_line(proc.stderr, path))
     try:
         return json.loads(proc.stdout.decode("utf-8", "replace"))
     except json.JSONDecodeError as exc:
@@ -381,7 +385,7 @@ def decode_audio(
     except subprocess.TimeoutExpired:
         raise MediaError(SourceError.TIMEOUT, f"audio decode ran over {timeout_s:g} s") from None
     if proc.returncode != 0:
-        raise MediaError(SourceError.CORRUPT_MEDIA, _last_line(proc.stderr))
+        raise MediaError(SourceError.CORRUPT_MEDIA, _last_line(proc.stderr, path))
     usable = len(proc.stdout) // 4 * 4
     audio = np.frombuffer(proc.stdout[:usable], dtype="<f4").astype(np.float32)
     expected = _expected_s(info.audio_duration_s, info.duration_s, start_s, duration_s)
@@ -419,9 +423,10 @@ def video_args(
 class _StderrTail(threading.Thread):
     """Drains a subprocess's stderr (so it can never block on a full pipe), keeping the last lines."""
 
-    def __init__(self, pipe: Any) -> None:
+    def __init__(self, pipe: Any, path: str) -> None:
         super().__init__(daemon=True)
         self._pipe = pipe
+        self._path = path
         self.lines: collections.deque[str] = collections.deque(maxlen=20)
 
     def run(self) -> None:
@@ -430,7 +435,7 @@ class _StderrTail(threading.Thread):
 
     def last(self) -> str:
         self.join(timeout=2.0)
-        return _last_line("".join(self.lines))
+        return _last_line("".join(self.lines), self._path)
 
 
 def _read_exact(fd: int, size: int, stall_timeout_s: float) -> bytes:
@@ -478,7 +483,7 @@ def iter_video_frames(
     proc = subprocess.Popen(
         args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    tail = _StderrTail(proc.stderr)
+    tail = _StderrTail(proc.stderr, path)
     tail.start()
     assert proc.stdout is not None
     index = 0

@@ -217,6 +217,7 @@ def test_zero_byte_truncated_and_missing_files(tmp_path, talk):
             probe_media(str(path))
         assert err.value.reason is SourceError.CORRUPT_MEDIA
         assert err.value.detail and "\n" not in err.value.detail
+        assert str(path) not in err.value.detail
     for decode in (
         lambda p: decode_audio(p),
         lambda p: decode_video(p, fps=5.0, width=64),
@@ -228,6 +229,7 @@ def test_zero_byte_truncated_and_missing_files(tmp_path, talk):
     with pytest.raises(MediaError) as err:
         probe_media(str(tmp_path / "nope.mp4"))
     assert err.value.reason is SourceError.NOT_FOUND
+    assert MediaError(SourceError.CORRUPT_MEDIA, "a\x1b[2J\x00b\n c").detail == "a [2J b c"
 
 
 def test_odd_file_names_are_not_options_or_protocols(tmp_path, talk):
