@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from avforge.config import ConfigError
 from curation.vad import SpeechActivity, VadConfig, detect_speech, smooth_decisions
@@ -108,3 +110,32 @@ def test_config_validation():
         VadConfig(aggressiveness=4)
     with pytest.raises(ValueError, match="mono"):
         detect_speech(np.zeros((2, 100), np.float32), 16000, VadConfig())
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    raw=st.lists(st.booleans(), min_size=0, max_size=80),
+    min_speech=st.integers(0, 6),
+    min_silence=st.integers(0, 6),
+    hangover=st.integers(0, 3),
+)
+def test_smoothing_invariants(raw, min_speech, min_silence, hangover):
+    from curation.vad import _runs
+
+    cfg = VadConfig(
+        min_speech_ms=30 * min_speech, min_silence_ms=30 * min_silence, hangover_ms=30 * hangover
+    )
+    flags = np.array(raw, bool)
+    out = smooth_decisions(flags, 30, cfg)
+    assert out.shape == flags.shape
+    runs = _runs(out)
+    # Every output run is at least min_speech long.
+    assert all(end - start >= min_speech for start, end in runs)
+    # Without hangover, every output speech frame lies between two raw speech frames' runs or on one.
+    if hangover == 0 and runs:
+        raw_idx = np.flatnonzero(flags)
+        assert raw_idx.size and runs[0][0] >= raw_idx[0] and runs[-1][1] <= raw_idx[-1] + 1
+    # Raw speech runs that are long enough survive.
+    for start, end in _runs(flags):
+        if end - start >= max(min_speech, 1):
+            assert out[start:end].all()
