@@ -171,10 +171,12 @@ def test_avspeech_hints_pick_the_track_and_ranges_keep_source_times(tmp_path_fac
     sec = truth["sections"][1]
     w, h = truth["width"], truth["height"]
     rows = []
-    for face in sec["faces"]:  # left face speaks, right face is silent
+    # Left face speaks, right face is silent; then a point below both faces. Each row needs its own
+    # start time: rows of one video with the same start are one source (deduplicated).
+    for start_s, face in zip((3.0, 3.02), sec["faces"], strict=True):
         x0, y0, x1, y1 = face["box_xyxy"]
-        rows.append(f"twofaces_01,3.0,9.0,{(x0 + x1) / 2 / w:.4f},{(y0 + y1) / 2 / h:.4f}")
-    rows.append("twofaces_01,3.04,9.0,0.5,0.95")  # a point below both faces
+        rows.append(f"twofaces_01,{start_s},9.0,{(x0 + x1) / 2 / w:.4f},{(y0 + y1) / 2 / h:.4f}")
+    rows.append("twofaces_01,3.04,9.0,0.5,0.95")
     with serve_folder(video.parent) as base:
         sources = parse_avspeech_csv("\n".join(rows), base + "/{id}.mp4")
         corpus = tmp_path / "corpus"
