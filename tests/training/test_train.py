@@ -126,7 +126,6 @@ def _heldout_si_sdri(system: SeparationSystem, cfg: TrainConfig, corpus: Path) -
 @pytest.mark.parametrize("kind", ["audio_only", "audio_visual"])
 def test_models_learn_to_separate_held_out_real_speech(corpus, tmp_path, kind) -> None:
     """2 real speakers (CMU ARCTIC aew, axb), clean 1 s mixtures at -5..5 dB SIR, 150 steps of 8."""
-    torch.set_num_threads(2)
     cfg = config_from_dict(
         TrainConfig,
         {
