@@ -51,8 +51,8 @@ class TrackConfig:
     """Box side ratio between a prediction and a detection above which they are not linked."""
     min_appearance: float = 0.65
     """Face-thumbnail similarity (``Detection.appearance``, -1..1) below which a detection is not
-    linked to a track's last one: a cut to another person at the same place (same face 0.85..1,
-    different people <= 0.58 on real photos)."""
+    linked to a track's last one: a cut to another person at the same place (same face 0.80..1,
+    different people <= 0.61 on real photos)."""
 
     def __post_init__(self) -> None:
         check_range(self, "iou_threshold", 0.0, 1.0, low_open=True)
