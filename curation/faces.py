@@ -80,8 +80,8 @@ class FaceConfig:
     embed: bool = True
     """Compute face embeddings when the backend has a recognition model."""
     embed_every_frames: int = 5
-    """Embed one clip frame in this many (:func:`embed_track`); ArcFace-R50 costs ~50 ms a crop
-    on a CPU core, so every frame at 25 fps would be far slower than real time."""
+    """Embed one clip frame in this many (:func:`embed_track`): ArcFace-R50 (~6 GFLOPs a crop) on
+    a CPU core is far too slow for every frame at 25 fps."""
     num_threads: int = 1
     """onnxruntime intra-op threads (1 per Dask worker process)."""
 
