@@ -213,6 +213,8 @@ class ClipRecord:
     fps: float = 25.0
     speaker_id: str | None = None
     """A speaker label when known (else the source id stands in for it)."""
+    gender: str | None = None
+    """Speaker gender when known ("female" / "male"), for per-gender-pair evaluation."""
     face_x: float | None = None
     """Face centre at ``start_s``, 0..1 of the frame width (for AVSpeech-CSV export)."""
     face_y: float | None = None
