@@ -31,7 +31,12 @@ def _export_lhotse(
     faces: bool = typer.Option(True, "--faces/--no-faces", help="Attach face tracks."),
 ) -> None:
     """Write the clips of CORPUS as Lhotse recordings, supervisions and cuts (jsonl.gz) in OUT."""
-    from avforge.interop.lhotse_export import AudioFormat, LhotseExportConfig, export_lhotse
+    from avforge.interop.lhotse_export import (
+        AudioFormat,
+        LhotseExportConfig,
+        LhotseExportError,
+        export_lhotse,
+    )
     from manifests.io import ManifestError
 
     if audio_format not in {f.value for f in AudioFormat}:
@@ -39,7 +44,7 @@ def _export_lhotse(
     cfg = LhotseExportConfig(audio_format=AudioFormat(audio_format), split=split, face_arrays=faces)
     try:
         result = export_lhotse(corpus, out, cfg)
-    except ManifestError as exc:
+    except (ManifestError, LhotseExportError) as exc:
         _fail(str(exc))
         return
     typer.echo(

@@ -21,7 +21,8 @@ Contract:
 - atomicity: each file is written to a temporary name and renamed, the manifests last, so an export
   killed midway leaves no manifest that points to missing audio; rerunning overwrites the same files;
   the resolved config goes to ``avforge_export.yaml`` next to them.
-- failures: a corrupt media shard raises :class:`manifests.ManifestError` (a corpus problem, systemic).
+- failures: a corrupt media shard raises :class:`manifests.ManifestError` (a corpus problem, systemic);
+  no clip to export raises :class:`LhotseExportError` and writes nothing.
 
 Example::
 
@@ -67,6 +68,11 @@ SUPERVISIONS_NAME = "supervisions.jsonl.gz"
 CUTS_NAME = "cuts.jsonl.gz"
 CONFIG_NAME = "avforge_export.yaml"
 """The resolved :class:`LhotseExportConfig`, written next to the manifests."""
+
+
+class LhotseExportError(ValueError):
+    """Nothing to export: the corpus (or the chosen split) has no clips. Lhotse cannot load an empty
+    manifest back (its type is read from the first item), so no files are written."""
 
 
 class AudioFormat(enum.StrEnum):
@@ -193,10 +199,13 @@ def export_lhotse(
     config = config or LhotseExportConfig()
     out_dir = Path(out).resolve()
     audio_dir = out_dir / "audio"
-    audio_dir.mkdir(parents=True, exist_ok=True)
     clips = manifests.read_clips(str(corpus))
     if config.split is not None:
         clips = clips.filter(pc.equal(clips["split"].cast("string"), config.split.value))
+    if clips.num_rows == 0:
+        which = f" of split {config.split.value}" if config.split is not None else ""
+        raise LhotseExportError(f"{corpus}: no clips{which} to export")
+    audio_dir.mkdir(parents=True, exist_ok=True)
     reader = manifests.MediaReader()
     paths = [out_dir / n for n in (RECORDINGS_NAME, SUPERVISIONS_NAME, CUTS_NAME)]
     tmps = [p.with_name(f".tmp-{uuid.uuid4().hex}-{p.name}") for p in paths]

@@ -5,7 +5,8 @@ Contract:
 - input: a Lhotse manifest of cuts or of recordings (``.jsonl``/``.jsonl.gz`` read lazily, or
   ``.json``/``.yaml``; the manifest type is read from the file) whose audio ``lhotse`` can load;
 - each cut (a recording stands for one cut over all of it): audio loaded by lhotse
-  (``cut.load_audio()``), channels averaged to mono, resampled to ``sample_rate_hz`` (16 kHz, scipy
+  (``cut.load_audio()``: a ``MonoCut`` gives its one channel, a ``MultiCut`` (a multi-channel
+  recording) gives all, which are averaged to mono), resampled to ``sample_rate_hz`` (16 kHz, scipy
   polyphase), clipped to -1..1, stored as PCM16;
 - output in corpus folder ``out``, ``clips_per_shard`` items per shard named
   ``lhotse-<clips|noise>-<name>-<nnnnn>`` (``name``: the manifest file's stem unless given):
