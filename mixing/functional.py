@@ -135,10 +135,31 @@ def istft(spec: torch.Tensor, num_samples: int) -> torch.Tensor:
 
 
 def frame_powers(signal: np.ndarray, frame_len: int) -> np.ndarray:
-    """Mean power of each full, non-overlapping ``frame_len`` frame of ``signal`` (float64)."""
+    """Mean power of each full, non-overlapping ``frame_len`` frame: (..., T) -> (..., T // frame_len).
+
+    float32 math (ample for levels in dB); works on a batch of signals at once.
+    """
     n = signal.shape[-1] // frame_len
-    frames = np.asarray(signal[: n * frame_len], dtype=np.float64).reshape(n, frame_len)
-    return np.einsum("ij,ij->i", frames, frames) / frame_len
+    frames = np.asarray(signal[..., : n * frame_len], dtype=np.float32)
+    frames = frames.reshape(*signal.shape[:-1], n, frame_len)
+    return np.einsum("...ij,...ij->...i", frames, frames) / np.float32(frame_len)
+
+
+def mask_from_powers(powers: np.ndarray, *, threshold_db: float, floor_db: float) -> np.ndarray:
+    """Active mask (..., frames) from :func:`frame_powers` (see :func:`active_frame_mask`)."""
+    if powers.shape[-1] == 0:
+        return np.zeros(powers.shape, bool)
+    loudest = powers.max(axis=-1, keepdims=True)
+    audible = loudest >= 10.0 ** (floor_db / 10.0)
+    return (powers >= loudest * np.float32(10.0 ** (threshold_db / 10.0))) & audible
+
+
+def masked_mean(powers: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean of ``powers`` over ``mask`` along the last axis (float64; 0 where the mask is empty)."""
+    weights = mask.astype(np.float64)
+    total = np.einsum("...i,...i->...", powers.astype(np.float64), weights)
+    count = weights.sum(axis=-1)
+    return total / np.maximum(count, 1.0)
 
 
 def active_frame_mask(
@@ -154,17 +175,16 @@ def active_frame_mask(
     guard's, never changes a measured ratio), except that a signal whose loudest frame is below
     ``floor_db`` (dB re full scale 1.0) is silent: no frame is active.
     """
-    powers = frame_powers(signal, frame_len)
-    if powers.size == 0 or powers.max() < 10.0 ** (floor_db / 10.0):
-        return np.zeros(powers.size, bool)
-    return powers >= powers.max() * 10.0 ** (threshold_db / 10.0)
+    return mask_from_powers(
+        frame_powers(signal, frame_len), threshold_db=threshold_db, floor_db=floor_db
+    )
 
 
 def masked_power(signal: np.ndarray, mask: np.ndarray, *, frame_len: int) -> float:
     """Mean power of ``signal`` over the frames where ``mask`` is True (0.0 if there are none)."""
     powers = frame_powers(signal, frame_len)[: mask.shape[0]]
     sel = powers[mask[: powers.shape[0]]]
-    return float(sel.mean()) if sel.size else 0.0
+    return float(sel.mean(dtype=np.float64)) if sel.size else 0.0
 
 
 def active_power(
@@ -177,14 +197,13 @@ def active_power(
         power, mask = active_power(speech, frame_len=320)   # 20 ms frames at 16 kHz
         level_db = 10 * math.log10(power)
     """
-    mask = active_frame_mask(
-        signal, frame_len=frame_len, threshold_db=threshold_db, floor_db=floor_db
-    )
+    powers = frame_powers(signal, frame_len)
+    mask = mask_from_powers(powers, threshold_db=threshold_db, floor_db=floor_db)
     if not mask.any():
         raise SilentSignalError(
             f"no active frame above {floor_db} dBFS in {signal.shape[-1]} samples"
         )
-    return masked_power(signal, mask, frame_len=frame_len), mask
+    return float(powers[mask].mean(dtype=np.float64)), mask
 
 
 def db_to_amplitude(gain_db: float) -> float:
@@ -304,9 +323,10 @@ def peak_scale(signals: Sequence[np.ndarray], *, max_abs: float) -> float:
     Apply it to the mixture and every target together so that their sum relation and their level
     ratios are kept.
     """
-    peak = max((float(np.max(np.abs(s))) for s in signals if s.size), default=0.0)
-    if not math.isfinite(peak):
+    peaks = [max(float(s.max()), -float(s.min())) for s in signals if s.size]
+    if not all(math.isfinite(p) for p in peaks):
         raise ValueError("signal contains NaN or inf")
+    peak = max(peaks, default=0.0)
     if peak <= max_abs or peak == 0.0:
         return 1.0
     return max_abs / peak * (1.0 - 1e-6)  # margin for float32 rounding

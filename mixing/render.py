@@ -36,15 +36,17 @@ corrupt media shard raises :class:`manifests.ManifestError`. Never a silent NaN.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
-from manifests import MediaReader, read_clips, read_noises, read_rirs
+from manifests import ManifestError, MediaReader, read_clips, read_noises, read_rirs
 from manifests.io import join
-from manifests.schema import MixtureSpec
+from manifests.media import PCM16_SCALE
+from manifests.schema import MixtureSpec, SampleFormat
 from mixing import functional as F
 from mixing.config import FaceStream, RenderConfig
 from mixing.sampler import RecipeSampler
@@ -107,6 +109,8 @@ def _index(table: pa.Table, key: str, corpus: str, *, with_faces: bool) -> dict[
 
 
 MAX_ATTEMPTS = 16
+PCM_CACHE_ROWS = 65536
+"""Media rows whose zero-copy sample views a renderer keeps (views of memory-mapped shards: no copies)."""
 
 
 def render_item(
@@ -150,7 +154,22 @@ class MixtureRenderer:
         self.reverb = Reverb(self._load_rir)
         self.guard = PeakGuard(max_abs=cfg.peak_max_abs)
         self.samples_per_frame = round(cfg.sample_rate_hz / cfg.fps)
+        self._pcm: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self._powers: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
         self.crop_size_px, self.embedding_dim = self._face_shapes()
+
+    def __getstate__(self) -> dict[str, object]:
+        # caches hold views of memory-mapped shards and RIR spectra: never pickle them (workers
+        # rebuild their own on first use)
+        state = dict(self.__dict__)
+        state["_pcm"] = OrderedDict()
+        state["_powers"] = OrderedDict()
+        state["reverb"] = None
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.reverb = Reverb(self._load_rir)
 
     # ------------------------------------------------------------------ lookups
 
@@ -228,88 +247,194 @@ class MixtureRenderer:
 
     # ------------------------------------------------------------------ audio
 
-    def _speaker(self, spec: MixtureSpec, i: int, length: int) -> tuple[np.ndarray, np.ndarray]:
-        media = self.clips[spec.clip_ids[i]]
-        sr = self.config.sample_rate_hz
-        start = F.seconds_to_samples(spec.starts_s[i], sr)
-        offset = F.seconds_to_samples(spec.offsets_s[i], sr)
-        dry = F.place(
-            self.reader.audio(media.path, media.row, offset, offset + max(0, length - start)),
-            start=start,
-            length=length,
-        )
-        rir_id = spec.rir_ids[i]
-        if rir_id is None:
-            return dry, dry
-        return self.reverb(dry, rir_id)
+    def _samples(self, media: _Media) -> np.ndarray:
+        """Zero-copy int16 (PCM16) or float32 view of a media row's samples, cached per row."""
+        key = (media.path, media.row)
+        view = self._pcm.get(key)
+        if view is None:
+            table = self.reader.table(media.path)
+            if not 0 <= media.row < table.num_rows:
+                raise ManifestError(
+                    media.path, f"row {media.row} out of range ({table.num_rows} rows)"
+                )
+            fmt = SampleFormat(table.column("sample_format")[media.row].as_py())
+            buf = table.column("samples")[media.row].as_buffer()
+            view = np.frombuffer(buf, "<i2" if fmt == SampleFormat.PCM16 else "<f4")
+            self._pcm[key] = view
+            if len(self._pcm) > PCM_CACHE_ROWS:
+                self._pcm.popitem(last=False)
+        return view
+
+    def _read(self, media: _Media, start: int, stop: int, out: np.ndarray) -> None:
+        """Samples ``start:stop`` of ``media`` decoded into the float32 array ``out`` (same length)."""
+        part = self._samples(media)[start:stop]
+        if part.dtype == np.int16:
+            np.multiply(part, np.float32(1.0 / PCM16_SCALE), out=out[: part.shape[0]])
+        else:
+            out[: part.shape[0]] = part
 
     def _noise(self, spec: MixtureSpec, length: int) -> np.ndarray:
         media = self.noises[spec.noise_id]  # type: ignore[index]
-        offset = (
-            F.seconds_to_samples(spec.noise_offset_s or 0.0, self.config.sample_rate_hz)
-            % media.num_samples
-        )
-        if offset + length <= media.num_samples:
-            noise = self.reader.audio(media.path, media.row, offset, offset + length)
-        elif length <= media.num_samples:  # wraps around once: two slices
-            head = self.reader.audio(media.path, media.row, offset, media.num_samples)
-            tail = self.reader.audio(media.path, media.row, 0, length - head.shape[0])
-            noise = np.concatenate([head, tail])
+        n = self._samples(media).shape[0]
+        offset = F.seconds_to_samples(spec.noise_offset_s or 0.0, self.config.sample_rate_hz) % n
+        noise = np.empty(length, np.float32)
+        if offset + length <= n:
+            self._read(media, offset, offset + length, noise)
+        elif length <= n:  # wraps around once: two slices
+            self._read(media, offset, n, noise)
+            self._read(media, 0, length - (n - offset), noise[n - offset :])
         else:  # shorter than the mixture: looped
-            noise = F.tile(self.reader.audio(media.path, media.row), offset=offset, length=length)
+            whole = np.empty(n, np.float32)
+            self._read(media, 0, n, whole)
+            noise = F.tile(whole, offset=offset, length=length)
         if spec.noise_rir_id is not None:
             noise, _ = self.reverb(noise, spec.noise_rir_id)
         return noise
 
+    def _row_powers(self, media: _Media) -> np.ndarray:
+        """Active-detector frame powers of a whole media row (cached: crops at frame-aligned
+        offsets take their levels from here instead of recomputing them)."""
+        key = (media.path, media.row)
+        powers = self._powers.get(key)
+        if powers is None:
+            whole = np.empty(self._samples(media).shape[0], np.float32)
+            self._read(media, 0, whole.shape[0], whole)
+            powers = F.frame_powers(whole, self.config.active_frame_len)
+            self._powers[key] = powers
+            if len(self._powers) > PCM_CACHE_ROWS:
+                self._powers.popitem(last=False)
+        return powers
+
+    def _decode_scaled(self, media: _Media, start: int, out: np.ndarray, gain: float) -> None:
+        """``gain`` times samples ``start : start + len(out)`` of ``media``, decoded into ``out``."""
+        part = self._samples(media)[start : start + out.shape[0]]
+        factor = gain / PCM16_SCALE if part.dtype == np.int16 else gain
+        np.multiply(part, np.float32(factor), out=out)
+
     def render_audio(
         self, spec: MixtureSpec
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
-        """(mixture (T,), images (n, T), targets (n, T), noise (T,), peak scale) of ``spec``."""
+        """(mixture (T,), images (n, T), targets (n, T), noise (T,), peak scale) of ``spec``.
+
+        The arrays are views of one buffer (rows: images, noise, mixture), so that levels, peak
+        and scaling each take one vectorised pass. A dry crop at a frame-aligned offset (every
+        sampled recipe) takes its frame powers from a per-clip cache and is decoded and scaled in
+        one pass; other crops (reverberant, unaligned, running past the clip's end) are decoded,
+        measured, then scaled. Both give the same levels.
+        """
         self.check_spec(spec)
-        length = F.seconds_to_samples(spec.duration_s, self.config.sample_rate_hz)
+        cfg = self.config
+        sr, frame_len = cfg.sample_rate_hz, cfg.active_frame_len
+        length = F.seconds_to_samples(spec.duration_s, sr)
+        n_frames = length // frame_len
         n = len(spec.clip_ids)
-        images = np.empty((n, length), np.float32)
-        targets = np.empty((n, length), np.float32)
+        buf = np.empty((n + 2, length), np.float32)
+        images, noise, mixture = buf[:n], buf[n], buf[n + 1]
+        reverberant = any(r is not None for r in spec.rir_ids)
+        targets = np.empty((n, length), np.float32) if reverberant else images
+        powers = np.zeros((n, n_frames), np.float32)
+        cached: dict[int, tuple[_Media, int, int]] = {}  # speaker -> (media, offset, start)
         for i in range(n):
-            images[i], targets[i] = self._speaker(spec, i, length)
-        ref = spec.reference
-        try:
-            ref_power, ref_mask = self.level(images[ref])
-            ref_gain = F.db_to_amplitude(spec.gains_db[ref])
-            ref_power *= ref_gain**2
-            scales = np.empty(n, np.float64)
-            for i in range(n):
-                if i == ref:
-                    scales[i] = ref_gain
-                    continue
-                power, _ = self.level(images[i])
-                scales[i] = F.gain_for_ratio(ref_power, power, -spec.gains_db[i])
-            noise = np.zeros(length, np.float32)
-            if spec.noise_id is not None:
-                noise = self._noise(spec, length)
-                if spec.noise_gain is not None:
-                    noise_scale = float(spec.noise_gain)
-                else:
-                    noise_power = self.level.masked(noise, ref_mask)
-                    noise_scale = F.gain_for_ratio(ref_power, noise_power, float(spec.noise_snr_db))  # type: ignore[arg-type]
-                noise = (noise * noise_scale).astype(np.float32)
-        except F.SilentSignalError as exc:
+            media = self.clips[spec.clip_ids[i]]
+            start = F.seconds_to_samples(spec.starts_s[i], sr)
+            offset = F.seconds_to_samples(spec.offsets_s[i], sr)
+            rir_id = spec.rir_ids[i]
+            if (
+                rir_id is None
+                and start < length
+                and start % frame_len == 0
+                and offset % frame_len == 0
+                and offset + length - start <= media.num_samples
+            ):
+                first = start // frame_len
+                row = self._row_powers(media)[offset // frame_len :]
+                powers[i, first:] = row[: n_frames - first]
+                cached[i] = (media, offset, start)
+                continue
+            images[i] = 0.0
+            if start < length:
+                self._read(media, offset, offset + length - start, images[i, start:])
+            if rir_id is not None:
+                images[i], targets[i] = self.reverb(images[i], rir_id)
+            powers[i] = F.frame_powers(images[i], frame_len)
+        masks = F.mask_from_powers(
+            powers, threshold_db=cfg.active_threshold_db, floor_db=cfg.active_floor_db
+        )
+        silent = [spec.clip_ids[i] for i in range(n) if not masks[i].any()]
+        if silent:
             raise SilentRecipeError(
-                f"recipe {spec.mixture_id}: {exc} (a silent crop or noise)"
-            ) from None
-        images *= scales[:, None].astype(np.float32)
-        targets *= scales[:, None].astype(np.float32)
-        mixture = images.sum(axis=0) + noise
-        scale = self.guard([mixture, images, targets, noise])
+                f"recipe {spec.mixture_id}: no active frame above {cfg.active_floor_db} dBFS "
+                f"in the crop of {silent} (a silent crop)"
+            )
+        levels = F.masked_mean(powers, masks)
+        ref = spec.reference
+        ref_gain = F.db_to_amplitude(spec.gains_db[ref])
+        ref_power = float(levels[ref]) * ref_gain**2
+        for i in range(n):
+            scale = (
+                ref_gain
+                if i == ref
+                else F.gain_for_ratio(ref_power, float(levels[i]), -spec.gains_db[i])
+            )
+            if i in cached:
+                media, offset, start = cached[i]
+                images[i, :start] = 0.0
+                self._decode_scaled(media, offset, images[i, start:], scale)
+                if reverberant:
+                    targets[i] = images[i]
+            else:
+                images[i] *= np.float32(scale)
+                if reverberant and spec.rir_ids[i] is not None:
+                    targets[i] *= np.float32(scale)
+                elif reverberant:
+                    targets[i] = images[i]
+        if spec.noise_id is None:
+            noise[:] = 0.0
+        else:
+            self._render_noise(spec, noise, masks[ref], ref_power)
+        np.sum(images, axis=0, out=mixture)
+        mixture += noise
+        try:
+            scale = self.guard([buf, *([targets] if reverberant else [])])
+        except ValueError:
+            raise MixingError(f"recipe {spec.mixture_id}: rendering produced NaN or inf") from None
         if scale != 1.0:
-            s = np.float32(scale)
-            images *= s
-            targets *= s
-            noise = noise * s
-            mixture = images.sum(axis=0) + noise
-        if not np.all(np.isfinite(mixture)):
-            raise MixingError(f"recipe {spec.mixture_id}: rendering produced NaN or inf")
-        return mixture, images, targets, noise, scale
+            buf *= np.float32(scale)
+            if reverberant:
+                targets *= np.float32(scale)
+        return mixture, images, targets if reverberant else images.copy(), noise, scale
+
+    def _render_noise(
+        self, spec: MixtureSpec, out: np.ndarray, ref_mask: np.ndarray, ref_power: float
+    ) -> None:
+        """The recipe's scaled noise into ``out`` (gain, or SNR over the reference's active frames)."""
+        media = self.noises[spec.noise_id]  # type: ignore[index]
+        frame_len, length = self.config.active_frame_len, out.shape[0]
+        total = self._samples(media).shape[0]
+        offset = (
+            F.seconds_to_samples(spec.noise_offset_s or 0.0, self.config.sample_rate_hz) % total
+        )
+        direct = spec.noise_rir_id is None and offset % frame_len == 0 and offset + length <= total
+        raw = None if direct else self._noise(spec, length)
+        if spec.noise_gain is not None:
+            gain = float(spec.noise_gain)
+        else:
+            if direct:
+                first = offset // frame_len
+                noise_powers = self._row_powers(media)[first : first + ref_mask.shape[0]]
+            else:
+                noise_powers = F.frame_powers(raw, frame_len)  # type: ignore[arg-type]
+            noise_power = float(F.masked_mean(noise_powers, ref_mask))
+            if not noise_power > 0.0:
+                raise SilentRecipeError(
+                    f"recipe {spec.mixture_id}: noise {spec.noise_id!r} is silent where the "
+                    "reference speaks"
+                )
+            gain = F.gain_for_ratio(ref_power, noise_power, float(spec.noise_snr_db))  # type: ignore[arg-type]
+        if direct:
+            self._decode_scaled(media, offset, out, gain)
+        else:
+            np.multiply(raw, np.float32(gain), out=out)
 
     # ------------------------------------------------------------------ faces
 

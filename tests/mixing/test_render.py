@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from manifests.schema import MixTask
 from mixing import functional as F
 from mixing.config import FaceStream, NoiseMode, RenderConfig, preset_config
-from mixing.render import MixtureRenderer
+from mixing.render import MixtureRenderer, render_item
 from mixing.sampler import RecipeSampler
 
 RENDER = RenderConfig(face_stream=FaceStream.BOTH)
@@ -51,10 +51,14 @@ def samplers(corpus):
     return {name: RecipeSampler.from_corpus(str(corpus), cfg) for name, cfg in CONFIGS.items()}
 
 
-def _draw(samplers, name, seed, index):
+def _draw(samplers, name, seed, index, renderer):
+    """A renderable recipe: attempt 0, or the deterministic redraw that training would use when
+    attempt 0 crops into silence (the real recordings have pauses)."""
     sampler = samplers[name]
     cfg = sampler.config.with_overrides(seed=seed)
-    return RecipeSampler(sampler.pools, cfg)(epoch=seed % 3, index=index)
+    return render_item(
+        renderer, RecipeSampler(sampler.pools, cfg), epoch=seed % 3, index=index
+    ).spec
 
 
 recipes = st.tuples(
@@ -65,7 +69,7 @@ recipes = st.tuples(
 @given(recipes)
 @PROPERTY
 def test_mixture_is_the_sum_of_images_and_noise(renderer, samplers, drawn):
-    out = renderer(_draw(samplers, *drawn))
+    out = renderer(_draw(samplers, *drawn, renderer))
     np.testing.assert_allclose(out.mixture, out.images.sum(axis=0) + out.noise, atol=1e-6)
     if not any(out.spec.rir_ids):
         np.testing.assert_array_equal(out.images, out.targets)
@@ -75,7 +79,7 @@ def test_mixture_is_the_sum_of_images_and_noise(renderer, samplers, drawn):
 @given(recipes)
 @PROPERTY
 def test_achieved_snr_and_sir_on_active_speech_match_the_recipe(renderer, samplers, drawn):
-    spec = _draw(samplers, *drawn)
+    spec = _draw(samplers, *drawn, renderer)
     out = renderer(spec)
     ref_power, ref_mask = F.active_power(out.images[spec.reference], frame_len=320)
     for i in range(len(spec.clip_ids)):
@@ -91,7 +95,7 @@ def test_achieved_snr_and_sir_on_active_speech_match_the_recipe(renderer, sample
 @given(recipes)
 @PROPERTY
 def test_no_sample_exceeds_the_peak_guard(renderer, samplers, drawn):
-    out = renderer(_draw(samplers, *drawn))
+    out = renderer(_draw(samplers, *drawn, renderer))
     for signal in (out.mixture, out.images, out.targets, out.noise):
         assert float(np.max(np.abs(signal))) <= RENDER.peak_max_abs
 
@@ -100,7 +104,7 @@ def test_loud_recipes_trigger_the_guard_and_keep_their_ratios(corpus, samplers):
     guard = RenderConfig(face_stream=FaceStream.NONE, peak_max_abs=0.1)
     renderer = MixtureRenderer(str(corpus), guard)
     for index in range(5):
-        spec = _draw(samplers, "loud", 5, index)
+        spec = _draw(samplers, "loud", 5, index, renderer)
         out = renderer(spec)
         assert out.peak_scale < 1.0
         peak = max(
@@ -117,7 +121,7 @@ def test_loud_recipes_trigger_the_guard_and_keep_their_ratios(corpus, samplers):
 @given(recipes)
 @PROPERTY
 def test_rendering_twice_is_bit_identical(corpus, renderer, samplers, drawn):
-    spec = _draw(samplers, *drawn)
+    spec = _draw(samplers, *drawn, renderer)
     first = renderer(spec)
     again = MixtureRenderer(str(corpus), RENDER)(spec)  # a fresh renderer: no shared cache
     for name in (
@@ -135,7 +139,7 @@ def test_rendering_twice_is_bit_identical(corpus, renderer, samplers, drawn):
 @given(recipes)
 @PROPERTY
 def test_durations_and_frame_counts(renderer, samplers, drawn):
-    spec = _draw(samplers, *drawn)
+    spec = _draw(samplers, *drawn, renderer)
     out = renderer(spec)
     n = len(spec.clip_ids)
     assert out.mixture.shape == (48000,) and out.targets.shape == (n, 48000)
@@ -154,7 +158,7 @@ def test_durations_and_frame_counts(renderer, samplers, drawn):
 
 
 def test_face_frames_follow_the_crop_offset(corpus, renderer, samplers):
-    spec = _draw(samplers, "snr3_overlap", 1, 4)
+    spec = _draw(samplers, "snr3_overlap", 1, 4, renderer)
     out = renderer(spec)
     media = renderer.clips[spec.clip_ids[1]]
     first = round(spec.starts_s[1] * 25)
@@ -168,7 +172,7 @@ def test_face_frames_follow_the_crop_offset(corpus, renderer, samplers):
 
 
 def test_reverberant_targets_are_early_images_aligned_with_the_mixture(renderer, samplers):
-    spec = _draw(samplers, "reverb", 2, 9)
+    spec = _draw(samplers, "reverb", 2, 9, renderer)
     assert all(spec.rir_ids) and spec.noise_rir_id is not None
     out = renderer(spec)
     for i in range(len(spec.clip_ids)):
@@ -179,7 +183,7 @@ def test_reverberant_targets_are_early_images_aligned_with_the_mixture(renderer,
 
 
 def test_paper_noise_convention_is_a_raw_gain(renderer, samplers):
-    spec = _draw(samplers, "paper_1s", 0, 3)
+    spec = _draw(samplers, "paper_1s", 0, 3, renderer)
     assert CONFIGS["paper_1s"].noise_mode == NoiseMode.GAIN
     assert spec.noise_gain == pytest.approx(0.3) and spec.noise_snr_db is None
     out = renderer(spec)
