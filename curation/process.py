@@ -48,7 +48,13 @@ from curation.decode import (
 )
 from curation.download import Downloaded, DownloadError, fetch_isolated, one_line
 from curation.export import KeptClip, build_outputs, window_id
-from curation.faces import FaceDetector, FrameDetections, detect_faces, load_detector
+from curation.faces import (
+    FaceDetector,
+    FrameDetections,
+    detect_faces,
+    embed_track,
+    load_detector,
+)
 from curation.select import (
     Candidate,
     WindowEvidence,
@@ -252,7 +258,7 @@ class _Evaluator:
         crops = extract_crops(frames, usable, video.scale, cfg.export.crop_size)
         emb = None
         if cfg.faces.embed and cfg.export.store_embeddings:
-            emb = self.detector.embed_crops(crops)
+            emb = embed_track(self.detector, crops, usable.present, cfg.faces.embed_every_frames)
         box = face.boxes[0]
         kept = KeptClip(
             start_s=c.start_s,

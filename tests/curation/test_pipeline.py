@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import subprocess
+from pathlib import Path
 
 import numpy as np
 import pyarrow.compute as pc
@@ -18,7 +20,7 @@ from avforge.synth import SectionKind as K
 from curation.config import CurateConfig, RunConfig
 from curation.export import window_id
 from curation.pipeline import curate
-from curation.sources import parse_avspeech_csv, parse_url_list
+from curation.sources import parse_avspeech_csv, parse_url_list, scan_folder
 from tests.helpers.curation_videos import (
     cached,
     render,
@@ -196,3 +198,46 @@ def test_avspeech_hints_pick_the_track_and_ranges_keep_source_times(tmp_path_fac
     assert {r["track_id"] for r in silent_rows} != {r["track_id"] for r in kept}
     nowhere_rows = seg.filter(pc.equal(seg["source_id"], nowhere)).to_pylist()
     assert nowhere_rows and {r["reason"] for r in nowhere_rows} == {"face_hint_mismatch"}
+
+
+def test_insightface_backend_exports_embeddings(tmp_path):
+    """The insightface path end to end, offline: a tiny SCRFD-shaped model that 'sees' a white square
+    as a face and a tiny ArcFace-shaped model; embeddings land in the media shard."""
+    import soundfile as sf
+
+    from curation.faces import FaceBackend, FaceConfig
+    from curation.sync import SyncConfig
+    from curation.tracking import QualityConfig
+    from tests.helpers.faces_onnx import EMBED_DIM, arcface_reference, tiny_pack
+
+    pack = tiny_pack(tmp_path / "models_root")
+    assets = Path(__file__).resolve().parents[2] / "avforge" / "assets" / "audio"
+    speech = np.concatenate(
+        [sf.read(assets / f"cmu_arctic_us_aew_a000{i}.wav", dtype="float32")[0] for i in (1, 2, 3)]
+    )
+    sf.write(tmp_path / "speech.wav", speech, 16000)
+    video = tmp_path / "square.mp4"
+    seconds = len(speech) / 16000
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"color=black:size=640x360:rate=25:duration={seconds}",
+         "-i", str(tmp_path / "speech.wav"), "-vf", "drawbox=x=320:y=128:w=64:h=64:color=white:t=fill",
+         "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", "-shortest", str(video)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    cfg = dataclasses.replace(
+        CFG,
+        faces=FaceConfig(backend=FaceBackend.INSIGHTFACE, model_dir=pack, embed_every_frames=5),
+        quality=QualityConfig(min_sharpness=0.0, min_brightness=0.0, min_face_px=8.0),
+        sync=SyncConfig(enabled=False),
+    )
+    corpus = tmp_path / "corpus"
+    summary = curate(scan_folder(tmp_path), str(corpus), cfg, SYNC)
+    assert summary.sources_ok == 1 and summary.segments_kept >= 1, summary.rejected_by_reason
+    reader = manifests.MediaReader()
+    for row in manifests.read_clips(corpus).to_pylist():
+        assert row["has_embeddings"]
+        path = str(corpus / "media" / row["media_shard"])
+        emb = reader.embeddings(path, row["media_row"])
+        assert emb.shape == (row["num_frames"], EMBED_DIM)
+        crops = reader.face_crops(path, row["media_row"], 0, 1)
+        np.testing.assert_allclose(emb[0], arcface_reference(crops)[0], atol=0.02)
