@@ -48,17 +48,11 @@ from manifests.io import join
 from manifests.media import PCM16_SCALE
 from manifests.schema import MixtureSpec, SampleFormat
 from mixing import functional as F
-from mixing.config import FaceStream, RenderConfig
+from mixing.config import RenderConfig
+from mixing.errors import MixingError, SilentRecipeError
+from mixing.faces import FaceStreams
 from mixing.sampler import RecipeSampler
-from mixing.transforms import ActiveLevel, PeakGuard, Reverb
-
-
-class MixingError(ValueError):
-    """A recipe cannot be rendered from this corpus; the message names the recipe and the problem."""
-
-
-class SilentRecipeError(MixingError):
-    """A speaker crop or the noise of a recipe has no active frame, so its level is undefined."""
+from mixing.transforms import PeakGuard, Reverb
 
 
 class _Media(NamedTuple):
@@ -146,17 +140,12 @@ class MixtureRenderer:
         self.noises = _index(read_noises(corpus), "noise_id", corpus, with_faces=False)
         self.rirs = _index(read_rirs(corpus), "rir_id", corpus, with_faces=False)
         cfg = self.config
-        self.level = ActiveLevel(
-            frame_len=cfg.active_frame_len,
-            threshold_db=cfg.active_threshold_db,
-            floor_db=cfg.active_floor_db,
-        )
         self.reverb = Reverb(self._load_rir)
         self.guard = PeakGuard(max_abs=cfg.peak_max_abs)
         self.samples_per_frame = round(cfg.sample_rate_hz / cfg.fps)
         self._pcm: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
         self._powers: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
-        self.crop_size_px, self.embedding_dim = self._face_shapes()
+        self.faces = FaceStreams(self.reader, self.clips, self.config, corpus)
 
     def __getstate__(self) -> dict[str, object]:
         # caches hold views of memory-mapped shards and RIR spectra: never pickle them (workers
@@ -172,28 +161,6 @@ class MixtureRenderer:
         self.reverb = Reverb(self._load_rir)
 
     # ------------------------------------------------------------------ lookups
-
-    def _face_shapes(self) -> tuple[int | None, int | None]:
-        stream = self.config.face_stream
-        size = dim = None
-        if stream in (FaceStream.CROPS, FaceStream.BOTH):
-            size = self.config.face_size_px
-            if size is None:
-                first = next((m for m in self.clips.values() if m.has_crops), None)
-                if first is not None:
-                    size = self.reader.table(first.path).column("crop_size")[first.row].as_py()
-            if size is None:
-                raise MixingError(
-                    f"{self.corpus}: face_stream {stream.value} but no clip has face crops"
-                )
-        if stream in (FaceStream.EMBEDDINGS, FaceStream.BOTH):
-            first = next((m for m in self.clips.values() if m.has_embeddings), None)
-            if first is None:
-                raise MixingError(
-                    f"{self.corpus}: face_stream {stream.value} but no clip has embeddings"
-                )
-            dim = self.reader.table(first.path).column("embedding_dim")[first.row].as_py()
-        return size, dim
 
     def _lookup(self, table: dict[str, _Media], key: str, what: str, spec: MixtureSpec) -> _Media:
         media = table.get(key)
@@ -438,62 +405,8 @@ class MixtureRenderer:
 
     # ------------------------------------------------------------------ faces
 
-    def render_faces(
-        self, spec: MixtureSpec
-    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """(face_mask (n, V) bool, crops (n, V, H, W, 3) uint8 | None, embeddings (n, V, D) | None)."""
-        cfg = self.config
-        n_frames = F.num_video_frames(
-            F.seconds_to_samples(spec.duration_s, cfg.sample_rate_hz), cfg.sample_rate_hz, cfg.fps
-        )
-        n = len(spec.clip_ids)
-        mask = np.zeros((n, n_frames), bool)
-        crops = emb = None
-        if self.crop_size_px is not None:
-            crops = np.zeros((n, n_frames, self.crop_size_px, self.crop_size_px, 3), np.uint8)
-        if self.embedding_dim is not None:
-            emb = np.zeros((n, n_frames, self.embedding_dim), np.float32)
-        for i, clip_id in enumerate(spec.clip_ids):
-            media = self.clips[clip_id]
-            track = self.reader.face_track(media.path, media.row)
-            if track is None:
-                continue
-            first = round(spec.starts_s[i] * cfg.fps)
-            clip_first = round(spec.offsets_s[i] * cfg.fps)
-            count = max(0, min(n_frames - first, track.num_frames - clip_first))
-            if count == 0:
-                continue
-            present = track.present[clip_first : clip_first + count]
-            mask[i, first : first + count] = present
-            if crops is not None and media.has_crops:
-                frames = self.reader.face_crops(
-                    media.path, media.row, clip_first, clip_first + count
-                )
-                if frames.shape[1] != self.crop_size_px:
-                    frames = _resize(frames, self.crop_size_px)
-                frames[~present] = 0
-                crops[i, first : first + count] = frames
-            if emb is not None and media.has_embeddings:
-                vectors = self.reader.embeddings(media.path, media.row)
-                if vectors is not None and vectors.shape[1] == self.embedding_dim:
-                    part = vectors[clip_first : clip_first + count].copy()
-                    part[~present[: part.shape[0]]] = 0.0
-                    emb[i, first : first + part.shape[0]] = part
-        if crops is None and emb is None and cfg.face_stream != FaceStream.NONE:
-            raise MixingError(f"recipe {spec.mixture_id}: no face stream available")
-        return mask, crops, emb
-
     def __call__(self, spec: MixtureSpec) -> RenderedMixture:
         """Render ``spec`` completely (audio and the configured face streams)."""
         mixture, images, targets, noise, scale = self.render_audio(spec)
-        mask, crops, emb = self.render_faces(spec)
+        mask, crops, emb = self.faces(spec)
         return RenderedMixture(mixture, images, targets, noise, mask, crops, emb, scale, spec)
-
-
-def _resize(frames: np.ndarray, size: int) -> np.ndarray:
-    import cv2
-
-    out = np.zeros((frames.shape[0], size, size, 3), np.uint8)
-    for k, frame in enumerate(frames):
-        out[k] = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
-    return out
