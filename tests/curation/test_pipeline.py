@@ -241,3 +241,19 @@ def test_insightface_backend_exports_embeddings(tmp_path):
         assert emb.shape == (row["num_frames"], EMBED_DIM)
         crops = reader.face_crops(path, row["media_row"], 0, 1)
         np.testing.assert_allclose(emb[0], arcface_reference(crops)[0], atol=0.02)
+
+
+def test_cli_rejects_bad_config_and_sources_with_one_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from avforge.cli import app
+
+    (tmp_path / "bad.yaml").write_text("segments: {min_duraton_s: 3}\n")
+    (tmp_path / "urls.txt").write_text("http://127.0.0.1:9/x.mp4\n")
+    runner = CliRunner()
+    args = ["curate", str(tmp_path / "urls.txt"), "--out", str(tmp_path / "c")]
+    result = runner.invoke(app, [*args, "--config", str(tmp_path / "bad.yaml")])
+    assert result.exit_code == 2 and "segments.min_duraton_s" in result.output
+    result = runner.invoke(app, ["curate", str(tmp_path / "none.txt"), "--out", str(tmp_path / "c")])
+    assert result.exit_code == 2 and "cannot read SOURCES" in result.output
+    assert not (tmp_path / "c").exists()
