@@ -28,10 +28,14 @@ clip frame ``offset_frames + k - start_frames``. ``face_mask`` is False (and the
 before the speaker starts, past the clip's end, where ``face_present`` is False, and for clips without
 that stream.
 
-Failure modes (all :class:`MixingError`, a ``ValueError``; :class:`SilentRecipeError` for a silent crop): a recipe naming a clip, noise or RIR that
-is not in the manifests; an inconsistent recipe (list lengths, unaligned offsets, both or neither noise
-level); a sample-rate mismatch; a reference or noise without any active frame; an RIR of zeros. A
-corrupt media shard raises :class:`manifests.ManifestError`. Never a silent NaN.
+Faces are rendered by :class:`mixing.faces.FaceStreams` (same frame mapping).
+
+Failure modes, all ``ValueError`` subclasses naming the recipe: :class:`MixingError` for a recipe
+naming a clip, noise or RIR that is not in the manifests, an inconsistent recipe (list lengths,
+unaligned offsets, both or neither noise level) or a sample-rate mismatch;
+:class:`SilentRecipeError` (a ``MixingError``) for a crop or noise without any active frame (training
+redraws those deterministically, see :func:`render_item`); ``mixing.functional.InvalidRirError`` for
+an RIR of zeros. A corrupt media shard raises :class:`manifests.ManifestError`. Never a silent NaN.
 """
 
 from __future__ import annotations
