@@ -82,14 +82,12 @@ def _valid_unit(x: float | None) -> bool:
 
 
 def _face_from_track(
-    corpus: str, clip: dict, size: tuple[int | None, int | None] | None
+    reader: manifests.MediaReader, corpus: str, clip: dict, size: tuple[int | None, int | None]
 ) -> tuple[float, float] | str:
     """Face centre at the clip start from its media face track, or the reason it cannot be known."""
-    if size is None or not size[0] or not size[1]:
+    if not size[0] or not size[1]:
         return "source frame size unknown"
-    track = manifests.MediaReader().face_track(
-        media_path(corpus, clip["media_shard"]), clip["media_row"]
-    )
+    track = reader.face_track(media_path(corpus, clip["media_shard"]), clip["media_row"])
     if track is None or track.num_frames == 0:
         return "no face track"
     x0, y0, x1, y1 = (float(v) for v in track.boxes[0])
@@ -106,6 +104,7 @@ def avspeech_rows(corpus: str, split: Split | None = None) -> AvspeechExport:
     sources = {r["source_id"]: r for r in manifests.read_sources(str(corpus)).to_pylist()}
     rows: list[AvspeechRow] = []
     skipped: dict[str, str] = {}
+    reader = manifests.MediaReader()
     for clip in clips.to_pylist():
         src = sources.get(clip["source_id"])
         if src is None:
@@ -115,7 +114,7 @@ def avspeech_rows(corpus: str, split: Split | None = None) -> AvspeechExport:
         if _valid_unit(clip["face_x"]) and _valid_unit(clip["face_y"]):
             face = (float(clip["face_x"]), float(clip["face_y"]))
         else:
-            face = _face_from_track(str(corpus), clip, (src["width"], src["height"]))
+            face = _face_from_track(reader, str(corpus), clip, (src["width"], src["height"]))
         if isinstance(face, str):
             skipped[clip["clip_id"]] = face
             continue
