@@ -47,6 +47,7 @@ def _root(
 
 def _register_all() -> None:
     from avforge.demo import register as register_demo
+    from avforge.interop.cli import register as register_interop
     from curation.cli import register as register_curation
     from mixing.cli import register as register_mixing
     from training.cli import register as register_training
@@ -55,6 +56,7 @@ def _register_all() -> None:
     register_mixing(app)
     register_training(app)
     register_demo(app)
+    register_interop(app)
 
 
 _register_all()
