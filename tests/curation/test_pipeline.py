@@ -119,7 +119,7 @@ def test_clips_point_to_consistent_media(curated):
         crops = reader.face_crops(path, row["media_row"], 0, 3)
         assert crops.shape == (3, 112, 112, 3) and crops.mean() > 20
         assert row["split"] in ("train", "val", "test")
-        assert row["snr_db"] >= 17.0 and row["sync_score"] is not None
+        assert row["snr_db"] >= CFG.snr.threshold_db and row["sync_score"] >= CFG.sync.threshold
     # One split per source: the split is a property of the source, not of the clip.
     per_source = {}
     for row in clips.to_pylist():
