@@ -315,7 +315,7 @@ class MixtureRenderer:
                 and start < length
                 and start % frame_len == 0
                 and offset % frame_len == 0
-                and offset + length - start <= media.num_samples
+                and offset + length - start <= self._samples(media).shape[0]
             ):
                 first = start // frame_len
                 row = self._row_powers(media)[offset // frame_len :]

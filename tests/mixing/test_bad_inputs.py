@@ -149,3 +149,15 @@ def test_wrong_sample_rate_is_refused(corpus, spec, tmp_path):
         MixtureRenderer(
             str(corpus), RenderConfig(sample_rate_hz=8000, fps=25.0, face_stream=FaceStream.NONE)
         )(spec)
+
+
+def test_crop_past_the_clip_end_is_zero_padded_and_still_levelled(corpus, spec):
+    # clips are 4 s: a 3 s crop from 2.4 s has 1.6 s of audio, then zeros (the general path)
+    late = dataclasses.replace(
+        spec, offsets_s=[spec.offsets_s[0], 2.4], noise_id=None, noise_snr_db=None
+    )
+    out = MixtureRenderer(str(corpus), AUDIO)(late)
+    assert not out.images[1, round(1.6 * 16000) :].any() and out.images[1, :16000].any()
+    ref_power, _ = F.active_power(out.images[0], frame_len=320)
+    power, _ = F.active_power(out.images[1], frame_len=320)
+    assert F.power_ratio_db(ref_power, power) == pytest.approx(-late.gains_db[1], abs=0.5)

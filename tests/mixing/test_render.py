@@ -37,7 +37,11 @@ CONFIGS = {
     "paper_3s": preset_config(MixTask.THREE_SPEAKERS, render=RENDER),
 }
 PROPERTY = settings(
-    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    database=None,
+    derandomize=True,
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 
