@@ -156,10 +156,8 @@ def mask_from_powers(powers: np.ndarray, *, threshold_db: float, floor_db: float
 
 def masked_mean(powers: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Mean of ``powers`` over ``mask`` along the last axis (float64; 0 where the mask is empty)."""
-    weights = mask.astype(np.float64)
-    total = np.einsum("...i,...i->...", powers.astype(np.float64), weights)
-    count = weights.sum(axis=-1)
-    return total / np.maximum(count, 1.0)
+    total = np.add.reduce(powers * mask, axis=-1, dtype=np.float64)
+    return total / np.maximum(np.count_nonzero(mask, axis=-1), 1)
 
 
 def active_frame_mask(
@@ -323,7 +321,13 @@ def peak_scale(signals: Sequence[np.ndarray], *, max_abs: float) -> float:
     Apply it to the mixture and every target together so that their sum relation and their level
     ratios are kept.
     """
-    peaks = [max(float(s.max()), -float(s.min())) for s in signals if s.size]
+    return peak_scale_from_peaks(
+        [max(float(s.max()), -float(s.min())) for s in signals if s.size], max_abs=max_abs
+    )
+
+
+def peak_scale_from_peaks(peaks: Sequence[float], *, max_abs: float) -> float:
+    """:func:`peak_scale` from the signals' peak magnitudes (when they are known without a pass)."""
     if not all(math.isfinite(p) for p in peaks):
         raise ValueError("signal contains NaN or inf")
     peak = max(peaks, default=0.0)

@@ -56,7 +56,7 @@ from mixing.config import RenderConfig
 from mixing.errors import MixingError, SilentRecipeError
 from mixing.faces import FaceStreams
 from mixing.sampler import RecipeSampler
-from mixing.transforms import PeakGuard, Reverb
+from mixing.transforms import Reverb
 
 
 class _Media(NamedTuple):
@@ -145,7 +145,6 @@ class MixtureRenderer:
         self.rirs = _index(read_rirs(corpus), "rir_id", corpus, with_faces=False)
         cfg = self.config
         self.reverb = Reverb(self._load_rir)
-        self.guard = PeakGuard(max_abs=cfg.peak_max_abs)
         self.samples_per_frame = round(cfg.sample_rate_hz / cfg.fps)
         self._pcm: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
         self._powers: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
@@ -276,11 +275,15 @@ class MixtureRenderer:
                 self._powers.popitem(last=False)
         return powers
 
-    def _decode_scaled(self, media: _Media, start: int, out: np.ndarray, gain: float) -> None:
-        """``gain`` times samples ``start : start + len(out)`` of ``media``, decoded into ``out``."""
+    def _decode_scaled(self, media: _Media, start: int, out: np.ndarray, gain: float) -> float:
+        """``gain`` times samples ``start : start + len(out)`` of ``media``, decoded into ``out``;
+        returns the peak magnitude written (from the raw samples: no pass over ``out``)."""
         part = self._samples(media)[start : start + out.shape[0]]
         factor = gain / PCM16_SCALE if part.dtype == np.int16 else gain
         np.multiply(part, np.float32(factor), out=out)
+        if part.size == 0:
+            return 0.0
+        return max(float(part.max()), -float(part.min())) * abs(factor)
 
     def render_audio(
         self, spec: MixtureSpec
@@ -341,6 +344,7 @@ class MixtureRenderer:
         ref = spec.reference
         ref_gain = F.db_to_amplitude(spec.gains_db[ref])
         ref_power = float(levels[ref]) * ref_gain**2
+        peaks = []  # of every image and the noise, known while writing them
         for i in range(n):
             scale = (
                 ref_gain
@@ -350,11 +354,12 @@ class MixtureRenderer:
             if i in cached:
                 media, offset, start = cached[i]
                 images[i, :start] = 0.0
-                self._decode_scaled(media, offset, images[i, start:], scale)
+                peaks.append(self._decode_scaled(media, offset, images[i, start:], scale))
                 if reverberant:
                     targets[i] = images[i]
             else:
                 images[i] *= np.float32(scale)
+                peaks.append(max(float(images[i].max()), -float(images[i].min())))
                 if reverberant and spec.rir_ids[i] is not None:
                     targets[i] *= np.float32(scale)
                 elif reverberant:
@@ -362,11 +367,15 @@ class MixtureRenderer:
         if spec.noise_id is None:
             noise[:] = 0.0
         else:
-            self._render_noise(spec, noise, masks[ref], ref_power)
-        np.sum(images, axis=0, out=mixture)
-        mixture += noise
+            peaks.append(self._render_noise(spec, noise, masks[ref], ref_power))
+        np.add(images[0], noise, out=mixture)
+        for i in range(1, n):
+            mixture += images[i]
+        peaks.append(max(float(mixture.max()), -float(mixture.min())))
+        if reverberant:
+            peaks.append(max(float(targets.max()), -float(targets.min())))
         try:
-            scale = self.guard([buf, *([targets] if reverberant else [])])
+            scale = F.peak_scale_from_peaks(peaks, max_abs=cfg.peak_max_abs)
         except ValueError:
             raise MixingError(f"recipe {spec.mixture_id}: rendering produced NaN or inf") from None
         if scale != 1.0:
@@ -377,8 +386,9 @@ class MixtureRenderer:
 
     def _render_noise(
         self, spec: MixtureSpec, out: np.ndarray, ref_mask: np.ndarray, ref_power: float
-    ) -> None:
-        """The recipe's scaled noise into ``out`` (gain, or SNR over the reference's active frames)."""
+    ) -> float:
+        """The recipe's scaled noise into ``out`` (gain, or SNR over the reference's active frames);
+        returns its peak magnitude."""
         media = self.noises[spec.noise_id]  # type: ignore[index]
         frame_len, length = self.config.active_frame_len, out.shape[0]
         total = self._samples(media).shape[0]
@@ -403,9 +413,9 @@ class MixtureRenderer:
                 )
             gain = F.gain_for_ratio(ref_power, noise_power, float(spec.noise_snr_db))  # type: ignore[arg-type]
         if direct:
-            self._decode_scaled(media, offset, out, gain)
-        else:
-            np.multiply(raw, np.float32(gain), out=out)
+            return self._decode_scaled(media, offset, out, gain)
+        np.multiply(raw, np.float32(gain), out=out)
+        return max(float(out.max()), -float(out.min()))
 
     # ------------------------------------------------------------------ faces
 
