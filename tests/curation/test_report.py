@@ -101,3 +101,15 @@ def test_report_cli_and_empty_corpus(corpus, tmp_path):
     result = runner.invoke(app, ["report", str(empty)])
     assert result.exit_code == 0
     assert "No candidate segments yet" in (empty / "report.html").read_text()
+
+
+def test_calibrate_snr_cli_writes_the_figure_and_table(tmp_path):
+    result = CliRunner().invoke(
+        app, ["calibrate-snr", "--out", str(tmp_path / "cal"), "--mixtures-per-bin", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "vad_gated: threshold" in result.output and "wada: threshold" in result.output
+    png = (tmp_path / "cal" / "snr_calibration.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    table = (tmp_path / "cal" / "snr_calibration.csv").read_text().splitlines()
+    assert len(table) > 41  # a header and at least one row per 1 dB bin from -5 to 35 dB
