@@ -22,20 +22,21 @@ and lets any exception propagate with its traceback (debugging).
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from avforge.cluster import ClusterConfig, ClusterType, open_client
+from avforge.cluster import ClusterConfig, open_client
 from avforge.config import write_resolved_config
 from curation.config import CurateConfig
 from curation.download import one_line
 from curation.process import failed_record
 from curation.sources import Source
 from curation.tasks import TaskResult, curate_task, write_failed
-from manifests.io import join
+from manifests.io import is_local, join
 from manifests.schema import SourceError
 
 
@@ -186,11 +187,14 @@ def _run_dask(
     return results
 
 
-def cluster_cores(cfg: ClusterConfig) -> int:
-    """Worker threads of a synchronous run (1) or a local cluster (workers x threads)."""
-    if cfg.type == ClusterType.SYNCHRONOUS:
-        return 1
-    return cfg.local.n_workers * cfg.local.threads_per_worker
+def scratch_dir(corpus: str, cfg: CurateConfig) -> str:
+    """Where workers put fetched files: ``run.workdir``, else ``DIR/.work`` for a local corpus, else
+    the workers' temporary folder (a remote corpus, e.g. ``s3://``, is not a place for scratch files)."""
+    if cfg.run.workdir is not None:
+        return str(cfg.run.workdir)
+    if is_local(corpus):
+        return join(corpus, ".work")
+    return os.path.join(tempfile.gettempdir(), "avforge-work")
 
 
 def curate(
@@ -206,10 +210,10 @@ def curate(
     tests). Raises only for systemic problems.
     """
     corpus = str(corpus)
-    if "://" not in corpus:
+    if is_local(corpus):
         os.makedirs(corpus, exist_ok=True)
     write_resolved_config(cfg, join(corpus, "config", "curate.yaml"))
-    workdir = str(cfg.run.workdir) if cfg.run.workdir is not None else join(corpus, ".work")
+    workdir = scratch_dir(corpus, cfg)
     t0 = time.monotonic()
     with _progress(len(sources), cfg.run.progress) as bar, open_client(cluster) as client:
         if client is None:

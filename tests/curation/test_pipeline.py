@@ -254,6 +254,25 @@ def test_cli_rejects_bad_config_and_sources_with_one_line(tmp_path):
     args = ["curate", str(tmp_path / "urls.txt"), "--out", str(tmp_path / "c")]
     result = runner.invoke(app, [*args, "--config", str(tmp_path / "bad.yaml")])
     assert result.exit_code == 2 and "segments.min_duraton_s" in result.output
-    result = runner.invoke(app, ["curate", str(tmp_path / "none.txt"), "--out", str(tmp_path / "c")])
+    result = runner.invoke(
+        app, ["curate", str(tmp_path / "none.txt"), "--out", str(tmp_path / "c")]
+    )
     assert result.exit_code == 2 and "cannot read SOURCES" in result.output
     assert not (tmp_path / "c").exists()
+
+
+def test_a_remote_corpus_url_works_through_fsspec(tmp_path_factory):
+    clean = cached(
+        tmp_path_factory, "clean_axb", lambda d: render(d, scenario_clean("clean_axb", "axb"))
+    )
+    corpus = "memory://avforge-test-corpus"
+    summary = curate(scan_folder(clean.parent), corpus, CFG, SYNC)
+    assert summary.sources_ok == 1 and summary.segments_kept >= 1
+    clips = manifests.read_clips(corpus).to_pylist()
+    audio = manifests.MediaReader().audio(
+        f"{corpus}/media/{clips[0]['media_shard']}", clips[0]["media_row"]
+    )
+    assert len(audio) == clips[0]["num_samples"]
+    import fsspec
+
+    fsspec.filesystem("memory").rm("/avforge-test-corpus", recursive=True)
