@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -177,21 +178,50 @@ def _worker_pids() -> list[int]:
     return pids
 
 
+def _cpu_s(proc: psutil.Process) -> float:
+    """CPU seconds of ``proc`` and its live children (a worker's ffmpeg decodes)."""
+    total = sum(proc.cpu_times()[:2])
+    for child in proc.children(recursive=True):
+        try:
+            total += sum(child.cpu_times()[:2])
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def _kill_a_busy_worker(corpus: Path, stop: threading.Event, killed: list[int]) -> None:
+    """Once one source is done, SIGKILL a worker process that is busy with another source."""
+    while not stop.is_set():
+        if (corpus / "sources").exists() and any((corpus / "sources").glob("*.arrow")):
+            try:
+                procs = [psutil.Process(pid) for pid in _worker_pids()]
+                before = [_cpu_s(p) for p in procs]
+                time.sleep(0.3)
+                busy = [_cpu_s(p) - b for p, b in zip(procs, before, strict=True)]
+            except psutil.NoSuchProcess:
+                continue
+            if busy and max(busy) > 0.1:
+                victim = procs[busy.index(max(busy))]
+                os.kill(victim.pid, signal.SIGKILL)
+                killed.append(victim.pid)
+                return
+        time.sleep(0.1)
+
+
 @pytest.mark.slow
 def test_killing_a_worker_mid_run_changes_nothing(copies, undisturbed, tmp_path):
-    killed: list[int] = []
-
-    def kill_one(_result: object) -> None:
-        if not killed:
-            pids = _worker_pids()
-            assert pids, "no worker process found"
-            os.kill(pids[0], signal.SIGKILL)
-            killed.append(pids[0])
-
     corpus = tmp_path / "corpus"
+    killed: list[int] = []
+    stop = threading.Event()
+    watcher = threading.Thread(target=_kill_a_busy_worker, args=(corpus, stop, killed), daemon=True)
+    watcher.start()
     cfg = dataclasses.replace(CFG, run=dataclasses.replace(CFG.run, max_in_flight_per_worker=1))
-    summary = curate(scan_folder(copies), str(corpus), cfg, LOCAL2, on_result=kill_one)
-    assert killed
+    try:
+        summary = curate(scan_folder(copies), str(corpus), cfg, LOCAL2)
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+    assert killed, "no busy worker was killed"
     assert summary.sources_ok == N_COPIES and summary.sources_failed == 0
     assert fingerprint(corpus) == undisturbed
 
