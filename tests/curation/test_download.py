@@ -119,6 +119,10 @@ def test_empty_and_dropped_responses_fail(server, tmp_path):
     with pytest.raises(DownloadError) as err:
         fetch(fault_url(server.base_url, FaultKind.DROPPED, "talk.mp4"), str(tmp_path), "d", FAST)
     assert err.value.reason in (SourceError.DOWNLOAD_FAILED, SourceError.TIMEOUT)
+    with pytest.raises(DownloadError) as err:
+        fetch(fault_url(server.base_url, FaultKind.EMPTY, "talk.mp4"), str(tmp_path), "e", FAST)
+    assert err.value.reason == SourceError.DOWNLOAD_FAILED
+    assert not any(p.stat().st_size == 0 for p in tmp_path.iterdir())
 
 
 def test_size_cap_is_too_large(server, tmp_path):
