@@ -38,7 +38,9 @@ class LocalClusterConfig:
     threads_per_worker: int = 1
     memory_limit: str = "4GiB"
     """Per worker; a worker over it is restarted by the nanny and its sources retried."""
-    dashboard: bool = False
+    dashboard_address: str = ":0"
+    """Where the scheduler's dashboard listens; ':0' picks a free port (distributed always starts
+    one when bokeh is present, and a fixed default port collides between concurrent runs)."""
 
     def __post_init__(self) -> None:
         check_range(self, "n_workers", 1, 1024)
@@ -128,7 +130,7 @@ def open_client(cfg: ClusterConfig) -> Iterator[object | None]:
             threads_per_worker=lc.threads_per_worker,
             memory_limit=lc.memory_limit,
             processes=True,
-            dashboard_address=":0" if lc.dashboard else None,
+            dashboard_address=lc.dashboard_address,
         )
     elif cfg.type == ClusterType.SLURM:
         jobqueue = _optional_import("dask_jobqueue", "slurm")

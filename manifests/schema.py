@@ -119,7 +119,8 @@ class SourceRecord:
     """One source video and what became of it."""
 
     source_id: str
-    """Stable id: the YouTube id for AVSpeech rows, else a hash of the URL or file path."""
+    """Stable id: the YouTube id for YouTube URLs, ``<youtube_id>_<start ms, 9 digits>`` for AVSpeech
+    CSV rows (each row is its own source with its own face hint), else a hash of the URL or path."""
     url: str
     """The URL or local path as given."""
     kind: SourceKind
@@ -136,7 +137,7 @@ class SourceRecord:
     license: str | None = None
     language: str | None = None
     duration_s: Seconds | None = None
-    """Duration of the fetched media (of the fetched range for AVSpeech rows)."""
+    """Seconds of media processed: the whole file, or the fetched range for AVSpeech rows."""
     width: int | None = None
     """Displayed frame width in pixels (after rotation)."""
     height: int | None = None
