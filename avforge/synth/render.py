@@ -111,14 +111,15 @@ def _encode(plan: Plan, out: Path, config: RenderConfig) -> None:
                 ffmpeg_args(exe, wav, partial, config), stdin=subprocess.PIPE, stderr=log
             )
             assert proc.stdin is not None
+            pipe_broke = False
             try:
                 for frame in iter_frames(plan):
                     proc.stdin.write(memoryview(frame).cast("B"))
                 proc.stdin.close()
             except BrokenPipeError:
-                pass  # ffmpeg died: its exit code and log say why, below
+                pipe_broke = True  # ffmpeg died: its exit code and log say why, below
             rc = proc.wait()
-        if rc != 0:
+        if rc != 0 or pipe_broke:
             tail = log_path.read_text(errors="replace")[-1500:]
             raise RenderError(f"ffmpeg exited with {rc} rendering {out.name}: {tail}")
         os.replace(partial, out)
