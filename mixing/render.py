@@ -40,18 +40,18 @@ an RIR of zeros. A corrupt media shard raises :class:`manifests.ManifestError`. 
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
 import pyarrow as pa
 
-from manifests import ManifestError, MediaReader, read_clips, read_noises, read_rirs
+from manifests import MediaReader, read_clips, read_noises, read_rirs
 from manifests.io import join
-from manifests.media import PCM16_SCALE
-from manifests.schema import MixtureSpec, SampleFormat
+from manifests.schema import MixtureSpec
 from mixing import functional as F
+from mixing.audio_rows import AudioRows, RowAudio
 from mixing.config import RenderConfig
 from mixing.errors import MixingError, SilentRecipeError
 from mixing.faces import FaceStreams
@@ -77,7 +77,8 @@ class RenderedMixture:
     images: np.ndarray
     """(n, T) each speaker as heard in the mixture (reverberant when the recipe is)."""
     targets: np.ndarray
-    """(n, T) what a model should recover: the dry speaker, or its early-reflection image (reverb)."""
+    """(n, T) what a model should recover: the dry speaker, or its early-reflection image (reverb).
+    For a dry recipe this is the ``images`` array itself (no copy)."""
     noise: np.ndarray
     """(T,) the scaled noise (zeros when the recipe has none)."""
     face_mask: np.ndarray
@@ -107,8 +108,9 @@ def _index(table: pa.Table, key: str, corpus: str, *, with_faces: bool) -> dict[
 
 
 MAX_ATTEMPTS = 16
-PCM_CACHE_ROWS = 65536
-"""Media rows whose zero-copy sample views a renderer keeps (views of memory-mapped shards: no copies)."""
+PEAK_BOUND_MARGIN = 1.0 - 1e-5
+"""The mixture's own peak is skipped when its parts' peaks sum below ``peak_max_abs`` times this
+(the margin covers float32 rounding of the sum)."""
 
 
 def render_item(
@@ -146,16 +148,13 @@ class MixtureRenderer:
         cfg = self.config
         self.reverb = Reverb(self._load_rir)
         self.samples_per_frame = round(cfg.sample_rate_hz / cfg.fps)
-        self._pcm: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
-        self._powers: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+        self.rows = AudioRows(self.reader, cfg.active_frame_len)
         self.faces = FaceStreams(self.reader, self.clips, self.config, corpus)
 
     def __getstate__(self) -> dict[str, object]:
-        # caches hold views of memory-mapped shards and RIR spectra: never pickle them (workers
-        # rebuild their own on first use)
+        # the RIR spectra cache is never pickled (the row cache empties itself; workers rebuild
+        # both on first use)
         state = dict(self.__dict__)
-        state["_pcm"] = OrderedDict()
-        state["_powers"] = OrderedDict()
         state["reverb"] = None
         return state
 
@@ -205,7 +204,7 @@ class MixtureRenderer:
             raise MixingError(
                 f"recipe {spec.mixture_id}: a noise needs exactly one of noise_snr_db, noise_gain"
             )
-        if not all(np.isfinite(g) for g in spec.gains_db):
+        if not all(math.isfinite(g) for g in spec.gains_db):
             raise MixingError(f"recipe {spec.mixture_id}: gains_db must be finite")
         for clip_id in spec.clip_ids:
             self._lookup(self.clips, clip_id, "clip", spec)
@@ -217,84 +216,39 @@ class MixtureRenderer:
 
     # ------------------------------------------------------------------ audio
 
-    def _samples(self, media: _Media) -> np.ndarray:
-        """Zero-copy int16 (PCM16) or float32 view of a media row's samples, cached per row."""
-        key = (media.path, media.row)
-        view = self._pcm.get(key)
-        if view is None:
-            table = self.reader.table(media.path)
-            if not 0 <= media.row < table.num_rows:
-                raise ManifestError(
-                    media.path, f"row {media.row} out of range ({table.num_rows} rows)"
-                )
-            fmt = SampleFormat(table.column("sample_format")[media.row].as_py())
-            buf = table.column("samples")[media.row].as_buffer()
-            view = np.frombuffer(buf, "<i2" if fmt == SampleFormat.PCM16 else "<f4")
-            self._pcm[key] = view
-            if len(self._pcm) > PCM_CACHE_ROWS:
-                self._pcm.popitem(last=False)
-        return view
-
-    def _read(self, media: _Media, start: int, stop: int, out: np.ndarray) -> None:
-        """Samples ``start:stop`` of ``media`` decoded into the float32 array ``out`` (same length)."""
-        part = self._samples(media)[start:stop]
-        if part.dtype == np.int16:
-            np.multiply(part, np.float32(1.0 / PCM16_SCALE), out=out[: part.shape[0]])
-        else:
-            out[: part.shape[0]] = part
+    def _row(self, media: _Media) -> RowAudio:
+        return self.rows.get(media.path, media.row)
 
     def _noise(self, spec: MixtureSpec, length: int) -> np.ndarray:
-        media = self.noises[spec.noise_id]  # type: ignore[index]
-        n = self._samples(media).shape[0]
+        """The recipe's unscaled noise (T,): read from its offset, looped, optionally reverberant."""
+        audio = self._row(self.noises[spec.noise_id])  # type: ignore[index]
+        n = audio.num_samples
         offset = F.seconds_to_samples(spec.noise_offset_s or 0.0, self.config.sample_rate_hz) % n
         noise = np.empty(length, np.float32)
         if offset + length <= n:
-            self._read(media, offset, offset + length, noise)
+            audio.read_into(offset, offset + length, noise)
         elif length <= n:  # wraps around once: two slices
-            self._read(media, offset, n, noise)
-            self._read(media, 0, length - (n - offset), noise[n - offset :])
+            audio.read_into(offset, n, noise)
+            audio.read_into(0, length - (n - offset), noise[n - offset :])
         else:  # shorter than the mixture: looped
             whole = np.empty(n, np.float32)
-            self._read(media, 0, n, whole)
+            audio.read_into(0, n, whole)
             noise = F.tile(whole, offset=offset, length=length)
         if spec.noise_rir_id is not None:
             noise, _ = self.reverb(noise, spec.noise_rir_id)
         return noise
-
-    def _row_powers(self, media: _Media) -> np.ndarray:
-        """Active-detector frame powers of a whole media row (cached: crops at frame-aligned
-        offsets take their levels from here instead of recomputing them)."""
-        key = (media.path, media.row)
-        powers = self._powers.get(key)
-        if powers is None:
-            whole = np.empty(self._samples(media).shape[0], np.float32)
-            self._read(media, 0, whole.shape[0], whole)
-            powers = F.frame_powers(whole, self.config.active_frame_len)
-            self._powers[key] = powers
-            if len(self._powers) > PCM_CACHE_ROWS:
-                self._powers.popitem(last=False)
-        return powers
-
-    def _decode_scaled(self, media: _Media, start: int, out: np.ndarray, gain: float) -> float:
-        """``gain`` times samples ``start : start + len(out)`` of ``media``, decoded into ``out``;
-        returns the peak magnitude written (from the raw samples: no pass over ``out``)."""
-        part = self._samples(media)[start : start + out.shape[0]]
-        factor = gain / PCM16_SCALE if part.dtype == np.int16 else gain
-        np.multiply(part, np.float32(factor), out=out)
-        if part.size == 0:
-            return 0.0
-        return max(float(part.max()), -float(part.min())) * abs(factor)
 
     def render_audio(
         self, spec: MixtureSpec
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
         """(mixture (T,), images (n, T), targets (n, T), noise (T,), peak scale) of ``spec``.
 
-        The arrays are views of one buffer (rows: images, noise, mixture), so that levels, peak
-        and scaling each take one vectorised pass. A dry crop at a frame-aligned offset (every
-        sampled recipe) takes its frame powers from a per-clip cache and is decoded and scaled in
-        one pass; other crops (reverberant, unaligned, running past the clip's end) are decoded,
-        measured, then scaled. Both give the same levels.
+        The arrays are views of one new buffer (rows: images, noise, mixture); for a dry recipe
+        ``targets`` *is* ``images`` (the same array: copy before modifying one in place). A dry
+        crop at a frame-aligned offset (every sampled recipe) takes its frame powers and peak from
+        the per-row cache (:mod:`mixing.audio_rows`) and is decoded and scaled in one pass; other
+        crops (reverberant, unaligned, running past the clip's end) are decoded, measured, then
+        scaled. Both give the same levels.
         """
         self.check_spec(spec)
         cfg = self.config
@@ -307,9 +261,9 @@ class MixtureRenderer:
         reverberant = any(r is not None for r in spec.rir_ids)
         targets = np.empty((n, length), np.float32) if reverberant else images
         powers = np.zeros((n, n_frames), np.float32)
-        cached: dict[int, tuple[_Media, int, int]] = {}  # speaker -> (media, offset, start)
+        direct: list[tuple[RowAudio, int, int] | None] = [None] * n  # (row, offset, start)
         for i in range(n):
-            media = self.clips[spec.clip_ids[i]]
+            audio = self._row(self.clips[spec.clip_ids[i]])
             start = F.seconds_to_samples(spec.starts_s[i], sr)
             offset = F.seconds_to_samples(spec.offsets_s[i], sr)
             rir_id = spec.rir_ids[i]
@@ -318,43 +272,44 @@ class MixtureRenderer:
                 and start < length
                 and start % frame_len == 0
                 and offset % frame_len == 0
-                and offset + length - start <= self._samples(media).shape[0]
+                and offset + length - start <= audio.num_samples
             ):
                 first = start // frame_len
-                row = self._row_powers(media)[offset // frame_len :]
-                powers[i, first:] = row[: n_frames - first]
-                cached[i] = (media, offset, start)
+                cached = audio.frame_powers[offset // frame_len :]
+                powers[i, first:] = cached[: n_frames - first]
+                direct[i] = (audio, offset, start)
                 continue
             images[i] = 0.0
             if start < length:
-                self._read(media, offset, offset + length - start, images[i, start:])
+                audio.read_into(offset, offset + length - start, images[i, start:])
             if rir_id is not None:
                 images[i], targets[i] = self.reverb(images[i], rir_id)
             powers[i] = F.frame_powers(images[i], frame_len)
         masks = F.mask_from_powers(
             powers, threshold_db=cfg.active_threshold_db, floor_db=cfg.active_floor_db
         )
-        silent = [spec.clip_ids[i] for i in range(n) if not masks[i].any()]
-        if silent:
+        active = masks.any(axis=1)
+        if not active.all():
+            silent = [spec.clip_ids[i] for i in range(n) if not active[i]]
             raise SilentRecipeError(
                 f"recipe {spec.mixture_id}: no active frame above {cfg.active_floor_db} dBFS "
                 f"in the crop of {silent} (a silent crop)"
             )
-        levels = F.masked_mean(powers, masks)
+        levels = F.masked_mean(powers, masks).tolist()
         ref = spec.reference
         ref_gain = F.db_to_amplitude(spec.gains_db[ref])
-        ref_power = float(levels[ref]) * ref_gain**2
+        ref_power = levels[ref] * ref_gain**2
         peaks = []  # of every image and the noise, known while writing them
         for i in range(n):
             scale = (
-                ref_gain
-                if i == ref
-                else F.gain_for_ratio(ref_power, float(levels[i]), -spec.gains_db[i])
+                ref_gain if i == ref else F.gain_for_ratio(ref_power, levels[i], -spec.gains_db[i])
             )
-            if i in cached:
-                media, offset, start = cached[i]
-                images[i, :start] = 0.0
-                peaks.append(self._decode_scaled(media, offset, images[i, start:], scale))
+            item = direct[i]
+            if item is not None:
+                audio, offset, start = item
+                if start:
+                    images[i, :start] = 0.0
+                peaks.append(audio.decode_into(offset, images[i, start:], scale))
                 if reverberant:
                     targets[i] = images[i]
             else:
@@ -371,7 +326,9 @@ class MixtureRenderer:
         np.add(images[0], noise, out=mixture)
         for i in range(1, n):
             mixture += images[i]
-        peaks.append(max(float(mixture.max()), -float(mixture.min())))
+        if not sum(peaks) <= cfg.peak_max_abs * PEAK_BOUND_MARGIN:
+            # |mixture| <= the sum of its parts' peaks: only a sum that may be too loud needs a pass
+            peaks.append(max(float(mixture.max()), -float(mixture.min())))
         if reverberant:
             peaks.append(max(float(targets.max()), -float(targets.min())))
         try:
@@ -382,16 +339,16 @@ class MixtureRenderer:
             buf *= np.float32(scale)
             if reverberant:
                 targets *= np.float32(scale)
-        return mixture, images, targets if reverberant else images.copy(), noise, scale
+        return mixture, images, targets, noise, scale
 
     def _render_noise(
         self, spec: MixtureSpec, out: np.ndarray, ref_mask: np.ndarray, ref_power: float
     ) -> float:
         """The recipe's scaled noise into ``out`` (gain, or SNR over the reference's active frames);
         returns its peak magnitude."""
-        media = self.noises[spec.noise_id]  # type: ignore[index]
+        audio = self._row(self.noises[spec.noise_id])  # type: ignore[index]
         frame_len, length = self.config.active_frame_len, out.shape[0]
-        total = self._samples(media).shape[0]
+        total = audio.num_samples
         offset = (
             F.seconds_to_samples(spec.noise_offset_s or 0.0, self.config.sample_rate_hz) % total
         )
@@ -402,7 +359,7 @@ class MixtureRenderer:
         else:
             if direct:
                 first = offset // frame_len
-                noise_powers = self._row_powers(media)[first : first + ref_mask.shape[0]]
+                noise_powers = audio.frame_powers[first : first + ref_mask.shape[0]]
             else:
                 noise_powers = F.frame_powers(raw, frame_len)  # type: ignore[arg-type]
             noise_power = float(F.masked_mean(noise_powers, ref_mask))
@@ -413,7 +370,7 @@ class MixtureRenderer:
                 )
             gain = F.gain_for_ratio(ref_power, noise_power, float(spec.noise_snr_db))  # type: ignore[arg-type]
         if direct:
-            return self._decode_scaled(media, offset, out, gain)
+            return audio.decode_into(offset, out, gain)
         np.multiply(raw, np.float32(gain), out=out)
         return max(float(out.max()), -float(out.min()))
 

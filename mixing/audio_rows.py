@@ -1,0 +1,122 @@
+"""Per-process cache of media audio rows for rendering: zero-copy samples, frame powers, frame peaks.
+
+Contract: :meth:`AudioRows.get` takes a media shard path and row and returns a :class:`RowAudio`:
+the row's samples as a zero-copy view of the memory-mapped shard (int16 for PCM16, float32
+otherwise), the decode factor to float (1/32768 or 1), and, computed once per row, the mean power
+and the peak magnitude of every full ``frame_len`` frame of the decoded samples. A crop at a
+frame-aligned offset then takes its active-speech levels and its peak from these per-row arrays
+(slices, no pass over the samples), and is decoded and scaled in one pass (:meth:`RowAudio.decode_into`).
+
+The cache holds at most ``max_rows`` rows (least recently used out first). Views of memory-mapped
+shards are never pickled: a renderer sent to a DataLoader worker starts with an empty cache.
+
+Failure modes: a row outside its shard raises :class:`manifests.ManifestError`.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from manifests import ManifestError, MediaReader
+from manifests.media import PCM16_SCALE
+from manifests.schema import SampleFormat
+from mixing import functional as F
+
+MAX_ROWS = 65536
+"""Media rows a cache keeps (their arrays are views of memory-mapped shards plus 1/80 of their size)."""
+
+
+class RowAudio:
+    """One media row's samples and per-frame statistics (see the module docstring)."""
+
+    __slots__ = ("factor", "frame_len", "frame_peaks", "frame_powers", "samples")
+
+    def __init__(self, samples: np.ndarray, frame_len: int) -> None:
+        self.samples = samples
+        """(N,) int16 (PCM16) or float32 zero-copy view of the shard cell."""
+        self.factor = np.float32(1.0 / PCM16_SCALE) if samples.dtype == np.int16 else np.float32(1)
+        """float32 factor that decodes ``samples`` to floats in -1..1."""
+        self.frame_len = frame_len
+        n = samples.shape[0] // frame_len
+        frames = samples[: n * frame_len].reshape(n, frame_len)
+        decoded = np.multiply(frames, self.factor, dtype=np.float32)
+        self.frame_powers = F.frame_powers(decoded.reshape(-1), frame_len)
+        """(N // frame_len,) float32 mean power of each full frame of the decoded samples."""
+        self.frame_peaks = (
+            np.maximum(
+                frames.max(axis=1).astype(np.float64), -frames.min(axis=1).astype(np.float64)
+            )
+            * float(self.factor)
+            if n
+            else np.zeros(0, np.float64)
+        )
+        """(N // frame_len,) float64 largest decoded magnitude of each full frame."""
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.samples.shape[0])
+
+    def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
+        """Samples ``start:stop`` decoded into float32 ``out[: stop - start]`` (clipped at the end)."""
+        part = self.samples[start:stop]
+        np.multiply(part, self.factor, out=out[: part.shape[0]])
+
+    def decode_into(self, start: int, out: np.ndarray, gain: float) -> float:
+        """``gain`` times samples ``start : start + len(out)`` decoded into ``out`` (which the row
+        must cover); returns the peak magnitude written, from the per-frame peaks."""
+        stop = start + out.shape[0]
+        np.multiply(self.samples[start:stop], np.float32(gain * float(self.factor)), out=out)
+        return self.peak(start, stop) * abs(gain)
+
+    def peak(self, start: int, stop: int) -> float:
+        """Largest decoded magnitude of samples ``start:stop`` (full frames from the cache)."""
+        fl = self.frame_len
+        first, last = -(-start // fl), stop // fl
+        if last <= first:
+            return self._exact_peak(start, stop)
+        peak = float(self.frame_peaks[first:last].max())
+        if start < first * fl:
+            peak = max(peak, self._exact_peak(start, first * fl))
+        if last * fl < stop:
+            peak = max(peak, self._exact_peak(last * fl, stop))
+        return peak
+
+    def _exact_peak(self, start: int, stop: int) -> float:
+        part = self.samples[start:stop]
+        if part.size == 0:
+            return 0.0
+        return max(float(part.max()), -float(part.min())) * float(self.factor)
+
+
+class AudioRows:
+    """LRU cache of :class:`RowAudio` per (shard path, row), over one :class:`MediaReader`."""
+
+    def __init__(self, reader: MediaReader, frame_len: int, max_rows: int = MAX_ROWS) -> None:
+        self.reader = reader
+        self.frame_len = frame_len
+        self.max_rows = max_rows
+        self._rows: OrderedDict[tuple[str, int], RowAudio] = OrderedDict()
+
+    def __getstate__(self) -> dict[str, object]:
+        return {**self.__dict__, "_rows": OrderedDict()}
+
+    def get(self, path: str, row: int) -> RowAudio:
+        """The cached :class:`RowAudio` of ``row`` of the media shard ``path`` (built on first use)."""
+        key = (path, row)
+        audio = self._rows.get(key)
+        if audio is not None:
+            self._rows.move_to_end(key)
+            return audio
+        table = self.reader.table(path)
+        if not 0 <= row < table.num_rows:
+            raise ManifestError(path, f"row {row} out of range ({table.num_rows} rows)")
+        fmt = SampleFormat(table.column("sample_format")[row].as_py())
+        buf = table.column("samples")[row].as_buffer()
+        view = np.frombuffer(buf, "<i2" if fmt == SampleFormat.PCM16 else "<f4")
+        audio = RowAudio(view, self.frame_len)
+        self._rows[key] = audio
+        if len(self._rows) > self.max_rows:
+            self._rows.popitem(last=False)
+        return audio
