@@ -1,0 +1,207 @@
+"""The numbers of a finished ``avforge demo``, read back from its outputs, and the table printed last.
+
+Input: the demo folder (``corpus/`` manifests, ``videos/*.json`` ground truth, ``evaluation/summary.json``)
+and the timings of its steps. Output: :class:`DemoSummary` (pure data) and :func:`format_table` (text).
+Nothing here runs a stage; a missing or unreadable output raises (``manifests.ManifestError``,
+``OSError``, ``KeyError`` for an evaluation without the expected model), and the demo reports it as a
+failed step.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import manifests
+from avforge.demo_config.configs import EVAL_SEED
+
+EVAL_TASK = "2s_clean"
+MODELS = ("audio-only", "AV 2 faces")
+"""Model labels in ``avforge evaluate``'s summary.json (training.report.model_label)."""
+
+
+@dataclass(frozen=True)
+class StepTiming:
+    """Wall and CPU time of one demo step (CPU: this process and every child it waited for)."""
+
+    name: str
+    wall_s: float
+    cpu_s: float
+
+
+@dataclass(frozen=True)
+class ScenarioRow:
+    """Candidate segments whose largest overlap is with sections of one scenario kind."""
+
+    kind: str
+    segments: int
+    kept: int
+    reasons: dict[str, int]
+
+
+@dataclass(frozen=True)
+class DemoSummary:
+    """What the final table shows."""
+
+    sources_ok: int
+    sources_failed: dict[str, int]
+    segments_kept: int
+    rejected_by_reason: dict[str, int]
+    by_scenario: list[ScenarioRow]
+    media_in_s: float
+    """Seconds of source media curated."""
+    clips_out_s: float
+    """Seconds of kept clips."""
+    curate_wall_s: float
+    curate_cpu_s: float
+    task_s: float
+    """Wall time summed over the curation tasks (one worker core each)."""
+    si_sdri_db: dict[str, float]
+    eval_speakers: dict[str, int]
+    """Separated speakers scored per model."""
+    eval_mixtures: int
+    eval_split: str
+    train_split_sources: int
+    report: Path
+    examples: list[Path]
+    timings: list[StepTiming] = field(default_factory=list)
+
+
+def _video_name(url: str) -> str:
+    return Path(unquote(urlsplit(url).path)).name
+
+
+def _scenario_rows(corpus: Path, videos: Path) -> list[ScenarioRow]:
+    from avforge.synth import load_truth  # the generator's package loads cv2: only when summarising
+
+    sources = manifests.read_sources(str(corpus)).to_pylist()
+    truth_by_source = {
+        s["source_id"]: load_truth(videos / _video_name(s["url"]))
+        for s in sources
+        if (videos / _video_name(s["url"])).with_suffix(".json").exists()
+    }
+    counts: dict[str, list[int]] = {}
+    reasons: dict[str, Counter[str]] = {}
+    for seg in manifests.read_segments(str(corpus)).to_pylist():
+        truth = truth_by_source.get(seg["source_id"])
+        if truth is None:
+            continue
+        overlap: Counter[str] = Counter()
+        for sec in truth["sections"]:
+            o = min(seg["end_s"], sec["end_s"]) - max(seg["start_s"], sec["start_s"])
+            if o > 0:
+                overlap[sec["kind"]] += o
+        if not overlap:
+            continue
+        kind = overlap.most_common(1)[0][0]
+        row = counts.setdefault(kind, [0, 0])
+        row[0] += 1
+        row[1] += int(seg["kept"])
+        if not seg["kept"]:
+            reasons.setdefault(kind, Counter())[str(seg["reason"])] += 1
+    return [
+        ScenarioRow(kind, n, kept, dict(sorted(reasons.get(kind, Counter()).items())))
+        for kind, (n, kept) in sorted(counts.items())
+    ]
+
+
+def summarize_demo(
+    out: Path,
+    timings: list[StepTiming],
+    examples: list[Path],
+    curate_step: str,
+) -> DemoSummary:
+    """Read the demo's outputs under ``out`` (see the module docstring)."""
+    corpus = out / "corpus"
+    sources = manifests.read_sources(str(corpus)).to_pylist()
+    segments = manifests.read_segments(str(corpus)).to_pylist()
+    clips = manifests.read_clips(str(corpus)).to_pylist()
+    summary = json.loads((out / "evaluation" / "summary.json").read_text())[EVAL_TASK]
+    mixtures = manifests.read_mixtures(str(out / "eval_set"))
+    curate = next(t for t in timings if t.name == curate_step)
+    ok = [s for s in sources if s["status"] == "ok"]
+    return DemoSummary(
+        sources_ok=len(ok),
+        sources_failed=dict(
+            Counter(str(s["error"]) for s in sources if s["status"] != "ok").most_common()
+        ),
+        segments_kept=sum(bool(s["kept"]) for s in segments),
+        rejected_by_reason=dict(
+            sorted(Counter(str(s["reason"]) for s in segments if not s["kept"]).items())
+        ),
+        by_scenario=_scenario_rows(corpus, out / "videos"),
+        media_in_s=sum(s["duration_s"] or 0.0 for s in ok),
+        clips_out_s=sum(c["duration_s"] for c in clips),
+        curate_wall_s=curate.wall_s,
+        curate_cpu_s=curate.cpu_s,
+        task_s=sum(s["processing_s"] or 0.0 for s in sources),
+        si_sdri_db={m: float(summary[m]["si_sdri_db"]) for m in MODELS},
+        eval_speakers={m: int(summary[m]["count"]) for m in MODELS},
+        eval_mixtures=mixtures.num_rows,
+        eval_split=",".join(sorted(set(mixtures.column("split").to_pylist()))),
+        train_split_sources=len({c["source_id"] for c in clips if c["split"] == "train"}),
+        report=corpus / "report.html",
+        examples=examples,
+        timings=timings,
+    )
+
+
+def _reasons(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
+
+
+def format_table(s: DemoSummary) -> str:
+    """The final table (plain text, one fact per line)."""
+    rows: list[tuple[str, str]] = [
+        ("sources", f"{s.sources_ok} ok, {sum(s.sources_failed.values())} failed"),
+        (
+            "segments",
+            f"{s.segments_kept} kept, {sum(s.rejected_by_reason.values())} rejected "
+            f"({_reasons(s.rejected_by_reason)})",
+        ),
+    ]
+    for r in s.by_scenario:
+        rows.append(
+            (f"  {r.kind} sections", f"{r.segments} segments, {r.kept} kept; {_reasons(r.reasons)}")
+        )
+    share = s.clips_out_s / s.media_in_s if s.media_in_s else 0.0
+    rows += [
+        (
+            "hours",
+            f"{s.media_in_s / 3600:.4f} in ({s.media_in_s:.0f} s), "
+            f"{s.clips_out_s / 3600:.4f} out ({s.clips_out_s:.0f} s, {share:.0%})",
+        ),
+        (
+            "curation speed",
+            f"{s.media_in_s / max(s.curate_wall_s, 1e-9):.1f}x real time end to end "
+            f"(wall, cluster start included); "
+            f"{s.media_in_s / max(s.curate_cpu_s, 1e-9):.1f}x per CPU second; "
+            f"{s.media_in_s / max(s.task_s, 1e-9):.1f}x per worker core (task time)",
+        ),
+    ]
+    for model, value in s.si_sdri_db.items():
+        rows.append(
+            (
+                f"SI-SDRi {model}",
+                f"{value:+.2f} dB (2 clean speakers, {s.eval_mixtures} mixtures, "
+                f"{s.eval_speakers[model]} separated speakers)",
+            )
+        )
+    rows.append(
+        (
+            "evaluation set",
+            f"split '{s.eval_split}': new mixtures (other pairings, crops and gains: seed {EVAL_SEED}) of "
+            f"the {s.train_split_sources} training sources' clips: the demo corpus is too small to "
+            f"hold speakers out, so this measures fit, not generalisation to new speakers",
+        )
+    )
+    rows.append(("report", str(s.report)))
+    rows += [("example", str(p)) for p in s.examples]
+    wall = sum(t.wall_s for t in s.timings)
+    cpu = sum(t.cpu_s for t in s.timings)
+    rows.append(("total time", f"{wall:.0f} s wall, {cpu:.0f} s CPU"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
