@@ -79,6 +79,56 @@ def test_range_fetch_has_the_right_offset_and_content(server, media_dir, tmp_pat
     assert shift_s == pytest.approx(got.offset_s, abs=0.03)
 
 
+def _shift_s(part: np.ndarray, whole: np.ndarray) -> float:
+    """Where ``part``'s second 1 s block lies in ``whole`` (both 16 kHz), minus 1 s."""
+    corr = np.correlate(whole, part[16000:32000], mode="valid")
+    return int(np.argmax(np.abs(corr))) / 16000 - 1.0
+
+
+def test_ranged_fetches_are_stream_copies_that_decode_like_the_source(server, media_dir, tmp_path):
+    """Two fetches that start at different points (one mid-GOP) give the same samples for the same
+    source seconds: no re-encode, so a clip does not depend on where its range was cut."""
+    cfg = DownloadConfig(range_pad_s=0.0, retries=1)
+    a = fetch(server.url("talk.mp4"), str(tmp_path / "a"), "a", cfg, section=(1.0, 5.0))
+    b = fetch(server.url("talk.mp4"), str(tmp_path / "b"), "b", cfg, section=(2.36, 5.5))
+    assert not a.reencoded and not b.reencoded
+    whole = decode_audio(str(media_dir / "talk.mp4"), 16000, "left")
+    ref = whole[round(3.0 * 16000) : round(4.5 * 16000)]
+    for got in (a, b):
+        start = round((3.0 - got.offset_s) * 16000)
+        mine = decode_audio(got.path, 16000, "left")[start : start + len(ref)]
+        snr_db = 10 * np.log10(np.sum(ref**2) / max(float(np.sum((mine - ref) ** 2)), 1e-20))
+        assert snr_db > 40.0, (got.offset_s, snr_db)
+
+
+def test_a_ranged_fetch_without_edit_lists_is_reencoded_at_the_cut(server, media_dir, tmp_path):
+    """Matroska cannot start a copied range at the cut: that fetch re-encodes, and t=0 stays exact."""
+    mkv = media_dir / "talk_mkv.mkv"
+    if not mkv.exists():
+        cmd = [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(media_dir / "talk.mp4"),
+            "-c",
+            "copy",
+            str(mkv),
+        ]
+        subprocess.run(cmd, check=True, timeout=60)
+    cfg = DownloadConfig(range_pad_s=0.0, retries=1)
+    got = fetch(server.url(mkv.name), str(tmp_path), "m", cfg, section=(2.36, 5.0))
+    assert got.reencoded and got.offset_s == pytest.approx(2.36)
+    assert probe_media(got.path).duration_s == pytest.approx(5.0 - 2.36, abs=0.15)
+    # The file starts at the cut, not at the keyframe before it (2 s; a stream copy into Matroska
+    # would start there). Matroska keeps no AAC priming edit, so the audio may run late by up to
+    # one encoder delay (1024 samples: 64 ms at 16 kHz); docs/curation.md states this cost.
+    part = decode_audio(got.path, 16000, "left")
+    whole = decode_audio(str(media_dir / "talk.mp4"), 16000, "left")
+    assert got.offset_s - 0.07 <= _shift_s(part, whole) <= got.offset_s + 0.01
+
+
 def test_404_is_not_found(server, tmp_path):
     with pytest.raises(DownloadError) as err:
         fetch(fault_url(server.base_url, FaultKind.NOT_FOUND, "talk.mp4"), str(tmp_path), "x", FAST)
@@ -162,7 +212,8 @@ def test_options_are_built_in_one_place(tmp_path):
     assert opts["paths"]["home"] == str(tmp_path)
     assert opts["socket_timeout"] == 1.0 and opts["retries"] == 1
     assert opts["retry_sleep_functions"]["http"](3) == pytest.approx(0.2)
-    assert "download_ranges" in opts and opts["force_keyframes_at_cuts"]
+    assert "download_ranges" in opts and opts["merge_output_format"] == "mp4"
+    assert not opts["force_keyframes_at_cuts"]  # stream copy; re-encode only without edit lists
     assert "height<=?480" in format_selector(480)
     assert clean_title("a\x00b\x1b[31mc\r\nd") == "a b [31mc d"
     assert clean_title(None) is None and clean_title("\x07") is None
