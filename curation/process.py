@@ -251,6 +251,7 @@ class _Evaluator:
             dropped_ratio=float(1.0 - usable.present.mean()),
             sync_score=None if sync is None else sync.score,
             sync_threshold=None if sync is None else cfg.sync.threshold,
+            sync_offset_s=None if sync is None else sync.offset_s,
         )
         reason = decide(ev, cfg.segments)
         if reason is not None:
@@ -300,7 +301,9 @@ def evaluate_windows(
             float(source.hint_face_y) * a.info.height,  # type: ignore[arg-type]
             cfg.segments,
         )
-    cands = candidate_windows(start_s, end_s, a.speech, a.tracks, cfg.segments, hint_track)
+    cands = candidate_windows(
+        start_s, end_s, a.speech, a.tracks, cfg.segments, hint_track, grid_origin_s=-offset_s
+    )
     ev_runner = _Evaluator(a, cfg, detector, make_estimator(cfg.snr), hint_track, source.has_hint)
     segments: list[SegmentRecord] = []
     kept: list[KeptClip] = []
@@ -321,7 +324,7 @@ def evaluate_windows(
                 face_missing_ratio=ev.dropped_ratio,
                 speech_ratio=ev.speech_ratio,
                 sync_score=ev.sync_score,
-                sync_offset_s=None,
+                sync_offset_s=ev.sync_offset_s,
             )
         )
         if clip is not None:

@@ -142,6 +142,8 @@ class WindowEvidence:
     """Fraction of 25 fps frames without a usable face (missing or dropped for quality)."""
     sync_score: float | None = None
     sync_threshold: float | None = None
+    sync_offset_s: float | None = None
+    """Audio delay (s) at the best sync score; recorded, not a check."""
 
 
 def decide(ev: WindowEvidence, cfg: SegmentConfig) -> RejectReason | None:
@@ -173,11 +175,11 @@ def decide(ev: WindowEvidence, cfg: SegmentConfig) -> RejectReason | None:
 # --------------------------------------------------------------------------- timeline
 
 
-def _grid(start_s: float, end_s: float) -> np.ndarray:
-    """Centres of the 40 ms cells covering [start_s, end_s)."""
-    i0 = math.ceil(start_s / FRAME_S - 1e-9)
-    i1 = math.floor(end_s / FRAME_S + 1e-9)
-    return (np.arange(i0, max(i0, i1)) + 0.5) * FRAME_S
+def _grid(start_s: float, end_s: float, origin_s: float = 0.0) -> np.ndarray:
+    """Centres of the 40 ms cells (edges at ``origin_s + k * FRAME_S``) covering [start_s, end_s)."""
+    i0 = math.ceil((start_s - origin_s) / FRAME_S - 1e-9)
+    i1 = math.floor((end_s - origin_s) / FRAME_S + 1e-9)
+    return origin_s + (np.arange(i0, max(i0, i1)) + 0.5) * FRAME_S
 
 
 def _runs(labels: np.ndarray) -> list[tuple[int, int]]:
@@ -244,10 +246,12 @@ def _merge_short(labels: np.ndarray, min_len: int) -> np.ndarray:
     return out
 
 
-def _split(start_s: float, end_s: float, cfg: SegmentConfig) -> list[tuple[float, float]]:
+def _split(
+    start_s: float, end_s: float, cfg: SegmentConfig, origin_s: float = 0.0
+) -> list[tuple[float, float]]:
     """[start_s, end_s) cut into equal windows of at most ``max_duration_s`` on the 40 ms grid."""
-    i0 = math.ceil(start_s / FRAME_S - 1e-6)
-    i1 = math.floor(end_s / FRAME_S + 1e-6)
+    i0 = math.ceil((start_s - origin_s) / FRAME_S - 1e-6)
+    i1 = math.floor((end_s - origin_s) / FRAME_S + 1e-6)
     frames = i1 - i0
     if frames <= 0:
         return []
@@ -256,7 +260,10 @@ def _split(start_s: float, end_s: float, cfg: SegmentConfig) -> list[tuple[float
     n_min = frames // round(cfg.min_duration_s / FRAME_S)
     n = max(1, n_max, min(n_target, n_min))
     cuts = [i0 + (frames * k) // n for k in range(n + 1)]
-    return [(round(a * FRAME_S, 6), round(b * FRAME_S, 6)) for a, b in itertools.pairwise(cuts)]
+    return [
+        (round(origin_s + a * FRAME_S, 6), round(origin_s + b * FRAME_S, 6))
+        for a, b in itertools.pairwise(cuts)
+    ]
 
 
 def candidate_windows(
@@ -266,12 +273,16 @@ def candidate_windows(
     tracks: list[TrackLike],
     cfg: SegmentConfig,
     only_track: int | None = None,
+    grid_origin_s: float = 0.0,
 ) -> list[Candidate]:
     """Candidate windows of ``[start_s, end_s)`` (see the module docstring for the rules).
 
     ``only_track`` (an AVSpeech hint's matched track) makes other tracks invisible.
+    ``grid_origin_s``: where the source's t=0 lies on this timeline (``-offset_s`` for a file that
+    holds a range of the source from ``offset_s``), so window edges fall on the source's 40 ms
+    grid however the range was cut, and a re-fetched range gives the same windows.
     """
-    times = _grid(start_s, end_s)
+    times = _grid(start_s, end_s, grid_origin_s)
     if len(times) == 0:
         return []
     use = [t for t in tracks if only_track is None or t.track_id == only_track]
@@ -294,7 +305,7 @@ def candidate_windows(
         if e - s < cfg.min_run_s:  # a sliver left between two margins: no real candidate
             continue
         sp, n_tracks, tid = (int(v) for v in labels[a])
-        for ws, we in _split(s, e, cfg):
+        for ws, we in _split(s, e, cfg, grid_origin_s):
             out.append(Candidate(ws, we, tid if tid >= 0 else None, n_tracks, bool(sp)))
     return out
 

@@ -3,8 +3,9 @@
 Contract:
 
 - input: a path (local or any fsspec URL) to a text file of URLs (one a line; blank lines and ``#``
-  comments ignored), a CSV of AVSpeech rows ``youtube_id,start_s,end_s,face_x,face_y`` (with or without
-  a header line), or a folder of local video files (searched recursively, by extension);
+  comments ignored), a CSV of AVSpeech rows ``video,start_s,end_s,face_x,face_y`` (``video``: a YouTube
+  id, an http(s) URL or an absolute local path; with or without a header line), or a folder of local
+  video files (searched recursively, by extension);
 - output: a list of :class:`Source`, deduplicated by ``source_id`` (first occurrence wins, order kept);
 - failures: a malformed line or CSV row becomes a :class:`Source` with ``invalid`` set to a one-line
   reason, so it ends as a ``failed`` row (``invalid_source``) instead of stopping the run. Only an
@@ -15,8 +16,11 @@ Stable ids (same input -> same id on every run, on every machine):
 - YouTube URLs (``watch?v=``, ``youtu.be/``, ``shorts/``, ``embed/``) -> the 11-character video id, so
   two spellings of the same video deduplicate;
 - other URLs -> ``url-`` + 16 hex digits of SHA-256 of the URL (whitespace stripped);
-- AVSpeech rows -> ``<youtube_id>_<start in ms, 9 digits>``: one AVSpeech row is one segment and a video
-  often has several rows, each with its own face hint, so each row is its own source;
+- AVSpeech rows -> ``<video id>_<start in ms, 9 digits>``: one AVSpeech row is one segment and a video
+  often has several rows, each with its own face hint, so each row is its own source. The first cell is
+  a YouTube id (fetched through ``url_template``), an http(s) URL (fetched as given; video id = its URL
+  id above) or an absolute local path (used in place; video id = sanitised stem + 10 hex digits of
+  SHA-256 of the path), so ``avforge export avspeech-csv`` output of any corpus re-curates;
 - local files -> ``<sanitised file stem>-`` + 10 hex digits of SHA-256 of the path relative to the folder
   (moving the folder keeps the ids).
 """
@@ -29,7 +33,7 @@ import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qs, urlparse
 
 import fsspec
@@ -40,6 +44,7 @@ VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".flv", ".t
 YOUTUBE_URL_TEMPLATE = "https://www.youtube.com/watch?v={id}"
 _YOUTUBE_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
 _SAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_HEADER_FIRST_CELLS = {"youtube_id", "id", "video_id", "ytid", "video", "url", "path"}
 
 
 class SourcesError(ValueError):
@@ -106,8 +111,27 @@ def local_source_id(path: Path, root: Path) -> str:
 
 
 def avspeech_source_id(video_id: str, start_s: float) -> str:
-    """Stable id of one AVSpeech CSV row: ``<youtube_id>_<start in ms, 9 digits>``."""
+    """Stable id of one AVSpeech CSV row: ``<video id>_<start in ms, 9 digits>``."""
     return f"{video_id}_{round(start_s * 1000):09d}"
+
+
+def path_video_id(path: str) -> str:
+    """Video id of an absolute local path in an AVSpeech row: sanitised stem + hash of the path."""
+    stem = _SAFE.sub("_", PurePosixPath(path).stem).strip("_")[:40] or "video"
+    return f"{stem}-{_sha(path, 10)}"
+
+
+def avspeech_video(cell: str, url_template: str) -> tuple[str, str]:
+    """``(video id, URL or path)`` of an AVSpeech row's first cell; ValueError when it is none of a
+    YouTube id, an http(s) URL or an absolute local path."""
+    if _YOUTUBE_ID.match(cell):
+        return cell, url_template.format(id=cell)
+    parsed = urlparse(cell)
+    if parsed.scheme in {"http", "https"} and parsed.netloc:
+        return url_source_id(cell), cell
+    if "://" not in cell and Path(cell).is_absolute():
+        return path_video_id(cell), cell
+    raise ValueError(f"not a YouTube id, http(s) URL or absolute path: {cell[:80]!r}")
 
 
 def dedupe_sources(sources: Iterable[Source]) -> list[Source]:
@@ -149,24 +173,25 @@ def _float(value: str) -> float:
 
 
 def parse_avspeech_csv(text: str, url_template: str = YOUTUBE_URL_TEMPLATE) -> list[Source]:
-    """Sources from AVSpeech CSV text (``youtube_id,start_s,end_s,face_x,face_y``; header optional).
+    """Sources from AVSpeech CSV text (``video,start_s,end_s,face_x,face_y``; header optional).
 
-    ``url_template`` maps a video id to the URL to fetch (``{id}`` is replaced); tests point it at a
-    loopback server. A row with a bad id, non-numeric or out-of-range values becomes an invalid source.
+    ``video`` is a YouTube id, an http(s) URL or an absolute local path (see :func:`avspeech_video`);
+    ``url_template`` maps a YouTube id to the URL to fetch (``{id}`` is replaced); tests point it at a
+    loopback server. Every valid row is a :class:`Source` of kind ``avspeech`` with its hint (a URL is
+    fetched for the hinted range only, a path is read in place). A row with a bad video cell,
+    non-numeric or out-of-range values becomes an invalid source.
     """
     out = []
     for lineno, row in enumerate(csv.reader(io.StringIO(text)), start=1):
         cells = [c.strip() for c in row]
         if not cells or not any(cells):
             continue
-        if lineno == 1 and cells[0].lower() in {"youtube_id", "id", "video_id", "ytid"}:
+        if lineno == 1 and cells[0].lower() in _HEADER_FIRST_CELLS:
             continue
-        vid = cells[0]
         try:
             if len(cells) != 5:
                 raise ValueError(f"expected 5 columns, got {len(cells)}")
-            if not _YOUTUBE_ID.match(vid):
-                raise ValueError(f"not a YouTube id: {vid[:40]!r}")
+            vid, url = avspeech_video(cells[0], url_template)
             start_s, end_s, fx, fy = (_float(c) for c in cells[1:])
             if not 0 <= start_s < end_s:
                 raise ValueError(f"need 0 <= start_s < end_s, got {start_s}, {end_s}")
@@ -180,7 +205,7 @@ def parse_avspeech_csv(text: str, url_template: str = YOUTUBE_URL_TEMPLATE) -> l
         out.append(
             Source(
                 avspeech_source_id(vid, start_s),
-                url_template.format(id=vid),
+                url,
                 SourceKind.AVSPEECH,
                 hint_start_s=start_s,
                 hint_end_s=end_s,
@@ -202,10 +227,17 @@ def scan_folder(root: str | Path) -> list[Source]:
 
 
 def _looks_like_avspeech(text: str) -> bool:
+    """True when the first data line is a CSV row of five cells whose last four are numbers."""
     for line in text.splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
-            cells = line.split(",")
-            return len(cells) == 5 and "://" not in line
+            cells = next(csv.reader([line]), [])
+            if len(cells) != 5:
+                return False
+            try:
+                [float(c) for c in cells[1:]]
+            except ValueError:
+                return cells[0].strip().lower() in _HEADER_FIRST_CELLS
+            return True
     return False
 
 
@@ -213,7 +245,8 @@ def read_sources_arg(path: str | Path, url_template: str = YOUTUBE_URL_TEMPLATE)
     """Sources from the ``avforge curate SOURCES`` argument: a folder, a CSV, or a URL list.
 
     A local directory is scanned for videos; a ``.csv`` file (or a text file whose first data line
-    has five comma-separated cells and no URL) is read as AVSpeech rows; anything else as a URL list.
+    is a header or five CSV cells ending in four numbers) is read as AVSpeech rows; anything else as a
+    URL list.
     Raises :class:`SourcesError` when the path cannot be read.
     """
     p = str(path)

@@ -120,6 +120,14 @@ def test_clips_point_to_consistent_media(curated):
         assert crops.shape == (3, 112, 112, 3) and crops.mean() > 20
         assert row["split"] in ("train", "val", "test")
         assert row["snr_db"] >= CFG.snr.threshold_db and row["sync_score"] >= CFG.sync.threshold
+    # The measured audio-visual offset is recorded for every window that reached the sync check;
+    # the generator's talks are in sync (kept windows within one frame of 0).
+    segments = manifests.read_segments(corpus).to_pylist()
+    synced = [r for r in segments if r["sync_score"] is not None]
+    assert synced and all(r["sync_offset_s"] is not None for r in synced)
+    assert all(abs(r["sync_offset_s"]) <= CFG.sync.max_offset_s + 1e-6 for r in synced)
+    assert all(abs(r["sync_offset_s"]) <= 0.041 for r in synced if r["kept"])
+    assert all(r["sync_offset_s"] is None for r in segments if r["sync_score"] is None)
     # One split per source: the split is a property of the source, not of the clip.
     per_source = {}
     for row in clips.to_pylist():
@@ -198,6 +206,39 @@ def test_avspeech_hints_pick_the_track_and_ranges_keep_source_times(tmp_path_fac
     assert {r["track_id"] for r in silent_rows} != {r["track_id"] for r in kept}
     nowhere_rows = seg.filter(pc.equal(seg["source_id"], nowhere)).to_pylist()
     assert nowhere_rows and {r["reason"] for r in nowhere_rows} == {"face_hint_mismatch"}
+
+
+def test_avspeech_rows_with_a_url_or_a_local_path_curate_to_the_same_clips(
+    tmp_path_factory, tmp_path
+):
+    """What ``avforge export avspeech-csv`` writes for non-YouTube sources re-curates: a row naming
+    an http(s) URL (ranged fetch, a stream copy) and a row naming the same file by its absolute path
+    (read in place) keep the same windows with the same audio."""
+    clean = cached(
+        tmp_path_factory, "clean_axb", lambda d: render(d, scenario_clean("clean_axb", "axb"))
+    )
+    truth = load_truth(clean)
+    x0, y0, x1, y1 = truth["sections"][0]["faces"][0]["box_xyxy"]
+    hint = f"1.5,7.5,{(x0 + x1) / 2 / truth['width']:.4f},{(y0 + y1) / 2 / truth['height']:.4f}"
+    corpus = tmp_path / "corpus"
+    with serve_folder(clean.parent) as base:
+        sources = parse_avspeech_csv(f"{base}/{clean.name},{hint}\n{clean},{hint}\n")
+        assert all(s.invalid is None for s in sources)
+        summary = curate(sources, str(corpus), CFG, SYNC)
+    assert summary.sources_ok == 2
+    clips = manifests.read_clips(corpus).to_pylist()
+    by_source = {s.source_id: [c for c in clips if c["source_id"] == s.source_id] for s in sources}
+    fetched, local = by_source.values()
+    assert fetched and [(c["start_s"], c["end_s"]) for c in fetched] == [
+        (c["start_s"], c["end_s"]) for c in local
+    ]
+    assert all(1.5 <= c["start_s"] < c["end_s"] <= 7.5 for c in fetched)
+    reader = manifests.MediaReader()
+    for a_row, b_row in zip(fetched, local, strict=True):
+        a = reader.audio(str(corpus / "media" / a_row["media_shard"]), a_row["media_row"])
+        b = reader.audio(str(corpus / "media" / b_row["media_shard"]), b_row["media_row"])
+        err = float(np.sum((a - b) ** 2))
+        assert 10 * np.log10(float(np.sum(b**2)) / max(err, 1e-20)) > 40.0
 
 
 def test_insightface_backend_exports_embeddings(tmp_path):

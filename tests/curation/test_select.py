@@ -188,3 +188,17 @@ def test_tracks_in_window_uses_presence_fraction():
     assert tracks_in_window(tracks, det, 0.0, 5.0, CFG) == [0]
     assert tracks_in_window(tracks, det, 4.0, 9.0, CFG) == [0, 1]
     assert tracks_in_window(tracks, det, 20.0, 25.0, CFG) == []
+
+
+def test_windows_fall_on_the_source_grid_whatever_the_range_offset():
+    """A file holding the source from 0.5 s (a ranged fetch) gives the windows of the whole file,
+    shifted: edges on the source's 40 ms grid, not on the file's."""
+    sp, tr = speech(12.0, [(0.0, 12.0)]), [track(0, [(0.0, 12.0)], 100.0, 12.0)]
+    whole = candidate_windows(1.5, 7.5, sp, tr, CFG)
+    in_file = candidate_windows(1.0, 7.0, sp, tr, CFG, grid_origin_s=-0.5)
+    assert [(c.start_s, c.end_s) for c in whole] == [(1.52, 7.48)]
+    assert [(round(c.start_s + 0.5, 6), round(c.end_s + 0.5, 6)) for c in in_file] == [(1.52, 7.48)]
+    assert [(c.start_s, c.end_s) for c in candidate_windows(1.0, 7.0, sp, tr, CFG)] == [
+        (1.0, 4.0),
+        (4.0, 7.0),
+    ]

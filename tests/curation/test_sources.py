@@ -112,3 +112,38 @@ def test_read_sources_arg_detects_the_format(tmp_path):
     assert read_sources_arg(tmp_path / "vids")[0].kind == SourceKind.LOCAL
     with pytest.raises(SourcesError, match="cannot read"):
         read_sources_arg(tmp_path / "missing.txt")
+
+
+def test_avspeech_rows_accept_urls_and_absolute_paths():
+    """``avforge export avspeech-csv`` writes the URL or path of non-YouTube sources: they re-curate."""
+    text = (
+        '"https://example.org/talks/a,b.mp4",3.0,7.5,0.5,0.4\n'
+        "https://youtu.be/dQw4w9WgXcQ,12.5,16.0,0.5,0.5\n"
+        "/data/talks/my talk.mp4,1.0,4.0,0.25,0.75\n"
+        "relative/talk.mp4,1.0,4.0,0.5,0.5\n"
+        "ftp://example.org/a.mp4,1.0,4.0,0.5,0.5\n"
+    )
+    sources = parse_avspeech_csv(text, "http://127.0.0.1:9/{id}.mp4")
+    url, yt, path, rel, ftp = sources
+    assert url.url == "https://example.org/talks/a,b.mp4"  # fetched as given, not via the template
+    assert url.source_id == url_source_id(url.url) + "_000003000"
+    assert yt.source_id == "dQw4w9WgXcQ_000012500" and yt.url == "https://youtu.be/dQw4w9WgXcQ"
+    assert path.url == "/data/talks/my talk.mp4" and path.source_id.startswith("my_talk-")
+    assert path.source_id.endswith("_000001000")
+    assert (path.hint_start_s, path.hint_end_s, path.hint_face_x) == (1.0, 4.0, 0.25)
+    assert all(s.kind == SourceKind.AVSPEECH and s.invalid is None for s in (url, yt, path))
+    assert "absolute path" in rel.invalid and "absolute path" in ftp.invalid
+    # Ids are stable and name-safe; the same path at another start is another source.
+    again = parse_avspeech_csv("/data/talks/my talk.mp4,2.0,4.0,0.25,0.75\n")[0]
+    assert again.source_id.rsplit("_", 1)[0] == path.source_id.rsplit("_", 1)[0]
+    assert all(c.isalnum() or c in "_-" for c in path.source_id)
+
+
+def test_read_sources_arg_reads_url_rows_of_any_file_name(tmp_path):
+    rows = tmp_path / "export.txt"
+    rows.write_text("http://127.0.0.1:9/a.mp4,1.0,4.0,0.5,0.5\n")
+    (src,) = read_sources_arg(rows)
+    assert src.kind == SourceKind.AVSPEECH and src.has_hint and src.invalid is None
+    urls = tmp_path / "urls.txt"
+    urls.write_text("http://127.0.0.1:9/a,b,c,d,e.mp4\n")  # five cells, but not numbers
+    assert read_sources_arg(urls)[0].kind == SourceKind.URL
