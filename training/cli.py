@@ -22,8 +22,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("train")
     def train_cmd(
-        config: Path = typer.Option(
-            ..., "--config", help="TrainConfig YAML (see docs/training.md)."
+        config: str = typer.Option(
+            ..., "--config", help="TrainConfig YAML, a path or fsspec URL (see docs/training.md)."
         ),
         resume: str = typer.Option(
             "auto",
@@ -52,8 +52,11 @@ def register(app: typer.Typer) -> None:
         checkpoints: list[Path] = typer.Argument(
             ..., help="Checkpoints (.ckpt) or model.pt files."
         ),
-        mixtures: Path = typer.Option(..., "--mixtures", help="Frozen mixture set folder."),
-        corpus: Path | None = typer.Option(
+        # str, not Path: a Path would turn s3://b/c into the local folder s3:/b/c
+        mixtures: str = typer.Option(
+            ..., "--mixtures", help="Frozen mixture set folder (path or fsspec URL)."
+        ),
+        corpus: str | None = typer.Option(
             None, "--corpus", help="Corpus the recipes draw from (default: the set's folder)."
         ),
         out: Path = typer.Option(Path("evaluation"), "--out", help="Report folder."),
