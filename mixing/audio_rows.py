@@ -31,28 +31,34 @@ MAX_ROWS = 65536
 class RowAudio:
     """One media row's samples and per-frame statistics (see the module docstring)."""
 
-    __slots__ = ("factor", "frame_len", "frame_peaks", "frame_powers", "samples")
+    __slots__ = ("factor", "frame_len", "samples", "stats")
 
     def __init__(self, samples: np.ndarray, frame_len: int) -> None:
         self.samples = samples
         """(N,) int16 (PCM16) or float32 zero-copy view of the shard cell."""
-        self.factor = np.float32(1.0 / PCM16_SCALE) if samples.dtype == np.int16 else np.float32(1)
-        """float32 factor that decodes ``samples`` to floats in -1..1."""
+        self.factor = 1.0 / PCM16_SCALE if samples.dtype == np.int16 else 1.0
+        """Factor that decodes ``samples`` to floats in -1..1 (a power of two: exact in float32)."""
         self.frame_len = frame_len
         n = samples.shape[0] // frame_len
         frames = samples[: n * frame_len].reshape(n, frame_len)
-        decoded = np.multiply(frames, self.factor, dtype=np.float32)
-        self.frame_powers = F.frame_powers(decoded.reshape(-1), frame_len)
-        """(N // frame_len,) float32 mean power of each full frame of the decoded samples."""
-        self.frame_peaks = (
-            np.maximum(
-                frames.max(axis=1).astype(np.float64), -frames.min(axis=1).astype(np.float64)
-            )
-            * float(self.factor)
-            if n
-            else np.zeros(0, np.float64)
-        )
-        """(N // frame_len,) float64 largest decoded magnitude of each full frame."""
+        decoded = np.multiply(frames, self.factor, dtype=np.float32).reshape(-1)
+        self.stats = np.zeros((2, n))
+        """(2, N // frame_len) float64: mean power (row 0) and largest magnitude (row 1) of each
+        full frame of the decoded samples (one array, so a crop copies both with one slice)."""
+        if n:
+            self.stats[0] = F.frame_powers(decoded, frame_len)
+            lowest = frames.min(axis=1).astype(np.float64)  # float first: -(-32768) overflows int16
+            self.stats[1] = np.maximum(frames.max(axis=1), -lowest) * self.factor
+
+    @property
+    def frame_powers(self) -> np.ndarray:
+        """(N // frame_len,) mean power of each full frame (float32 math, stored as float64)."""
+        return self.stats[0]
+
+    @property
+    def frame_peaks(self) -> np.ndarray:
+        """(N // frame_len,) largest decoded magnitude of each full frame."""
+        return self.stats[1]
 
     @property
     def num_samples(self) -> int:
@@ -61,13 +67,13 @@ class RowAudio:
     def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
         """Samples ``start:stop`` decoded into float32 ``out[: stop - start]`` (clipped at the end)."""
         part = self.samples[start:stop]
-        np.multiply(part, self.factor, out=out[: part.shape[0]])
+        np.multiply(part, np.float32(self.factor), out=out[: part.shape[0]])
 
     def decode_into(self, start: int, out: np.ndarray, gain: float) -> float:
         """``gain`` times samples ``start : start + len(out)`` decoded into ``out`` (which the row
         must cover); returns the peak magnitude written, from the per-frame peaks."""
         stop = start + out.shape[0]
-        np.multiply(self.samples[start:stop], np.float32(gain * float(self.factor)), out=out)
+        np.multiply(self.samples[start:stop], np.float32(gain * self.factor), out=out)
         return self.peak(start, stop) * abs(gain)
 
     def peak(self, start: int, stop: int) -> float:
@@ -87,7 +93,7 @@ class RowAudio:
         part = self.samples[start:stop]
         if part.size == 0:
             return 0.0
-        return max(float(part.max()), -float(part.min())) * float(self.factor)
+        return max(float(part.max()), -float(part.min())) * self.factor
 
 
 class AudioRows:

@@ -42,30 +42,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
-import pyarrow as pa
 
-from manifests import MediaReader, read_clips, read_noises, read_rirs
-from manifests.io import join
+from manifests import MediaReader
 from manifests.schema import MixtureSpec
 from mixing import functional as F
 from mixing.audio_rows import AudioRows, RowAudio
 from mixing.config import RenderConfig
+from mixing.corpus_index import CorpusIndex, MediaRef
 from mixing.errors import MixingError, SilentRecipeError
 from mixing.faces import FaceStreams
 from mixing.sampler import RecipeSampler
 from mixing.transforms import Reverb
-
-
-class _Media(NamedTuple):
-    path: str
-    row: int
-    num_samples: int
-    sample_rate_hz: int
-    has_crops: bool
-    has_embeddings: bool
 
 
 @dataclass(frozen=True)
@@ -90,21 +79,6 @@ class RenderedMixture:
     peak_scale: float
     """The peak guard's common factor (1.0 when nothing was too loud)."""
     spec: MixtureSpec
-
-
-def _index(table: pa.Table, key: str, corpus: str, *, with_faces: bool) -> dict[str, _Media]:
-    cols = table.to_pydict()
-    out = {}
-    for i, item in enumerate(cols[key]):
-        out[item] = _Media(
-            join(corpus, "media", cols["media_shard"][i]),
-            int(cols["media_row"][i]),
-            int(cols["num_samples"][i]),
-            int(cols["sample_rate_hz"][i]),
-            bool(cols["has_crops"][i]) if with_faces else False,
-            bool(cols["has_embeddings"][i]) if with_faces else False,
-        )
-    return out
 
 
 MAX_ATTEMPTS = 16
@@ -142,13 +116,17 @@ class MixtureRenderer:
         self.corpus = corpus
         self.config = config or RenderConfig()
         self.reader = reader or MediaReader()
-        self.clips = _index(read_clips(corpus), "clip_id", corpus, with_faces=True)
-        self.noises = _index(read_noises(corpus), "noise_id", corpus, with_faces=False)
-        self.rirs = _index(read_rirs(corpus), "rir_id", corpus, with_faces=False)
         cfg = self.config
+        self.index = CorpusIndex(corpus, cfg.sample_rate_hz)
+        self.clips, self.noises, self.rirs = self.index.clips, self.index.noises, self.index.rirs
         self.reverb = Reverb(self._load_rir)
         self.samples_per_frame = round(cfg.sample_rate_hz / cfg.fps)
-        self.rows = AudioRows(self.reader, cfg.active_frame_len)
+        self.frame_len = cfg.active_frame_len
+        self.floor_power = 10.0 ** (cfg.active_floor_db / 10.0)
+        """A crop whose loudest frame is below this mean power is silent."""
+        self.threshold_ratio = 10.0 ** (cfg.active_threshold_db / 10.0)
+        """A frame is active when its power is at least this times the loudest frame's."""
+        self.rows = AudioRows(self.reader, self.frame_len)
         self.faces = FaceStreams(self.reader, self.clips, self.config, corpus)
 
     def __getstate__(self) -> dict[str, object]:
@@ -162,61 +140,20 @@ class MixtureRenderer:
         self.__dict__.update(state)
         self.reverb = Reverb(self._load_rir)
 
-    # ------------------------------------------------------------------ lookups
-
-    def _lookup(self, table: dict[str, _Media], key: str, what: str, spec: MixtureSpec) -> _Media:
-        media = table.get(key)
-        if media is None:
-            raise MixingError(
-                f"recipe {spec.mixture_id}: {what} {key!r} is not in the {what}s manifest of {self.corpus}"
-            )
-        if media.sample_rate_hz != self.config.sample_rate_hz:
-            raise MixingError(
-                f"recipe {spec.mixture_id}: {what} {key!r} is at {media.sample_rate_hz} Hz, "
-                f"mixing runs at {self.config.sample_rate_hz} Hz"
-            )
-        return media
-
     def _load_rir(self, rir_id: str) -> tuple[np.ndarray, np.ndarray]:
         media = self.rirs[rir_id]
         return self.reader.audio(media.path, media.row), self.reader.audio(
             media.path, media.row + 1
         )
 
-    # ------------------------------------------------------------------ checks
-
     def check_spec(self, spec: MixtureSpec) -> None:
-        """Raise :class:`MixingError` unless ``spec`` is self-consistent and names known media."""
-        n = len(spec.clip_ids)
-        lists = (spec.offsets_s, spec.starts_s, spec.gains_db, spec.rir_ids)
-        if n == 0 or any(len(v) != n for v in lists):
-            raise MixingError(
-                f"recipe {spec.mixture_id}: clip_ids, offsets_s, starts_s, gains_db, rir_ids differ in length"
-            )
-        if not 0 <= spec.reference < n:
-            raise MixingError(f"recipe {spec.mixture_id}: reference {spec.reference} out of range")
-        for t in (spec.duration_s, *spec.offsets_s, *spec.starts_s):
-            if t < 0 or not F.is_aligned(t):
-                raise MixingError(
-                    f"recipe {spec.mixture_id}: time {t} s is not a non-negative multiple of 40 ms"
-                )
-        if spec.noise_id is not None and (spec.noise_snr_db is None) == (spec.noise_gain is None):
-            raise MixingError(
-                f"recipe {spec.mixture_id}: a noise needs exactly one of noise_snr_db, noise_gain"
-            )
-        if not all(math.isfinite(g) for g in spec.gains_db):
-            raise MixingError(f"recipe {spec.mixture_id}: gains_db must be finite")
-        for clip_id in spec.clip_ids:
-            self._lookup(self.clips, clip_id, "clip", spec)
-        for rir_id in [*spec.rir_ids, spec.noise_rir_id]:
-            if rir_id is not None:
-                self._lookup(self.rirs, rir_id, "rir", spec)
-        if spec.noise_id is not None:
-            self._lookup(self.noises, spec.noise_id, "noise", spec)
+        """Raise :class:`MixingError` unless ``spec`` is self-consistent and names known media
+        (:meth:`mixing.corpus_index.CorpusIndex.check_spec`)."""
+        self.index.check_spec(spec)
 
     # ------------------------------------------------------------------ audio
 
-    def _row(self, media: _Media) -> RowAudio:
+    def _row(self, media: MediaRef) -> RowAudio:
         return self.rows.get(media.path, media.row)
 
     def _noise(self, spec: MixtureSpec, length: int) -> np.ndarray:
@@ -244,135 +181,174 @@ class MixtureRenderer:
         """(mixture (T,), images (n, T), targets (n, T), noise (T,), peak scale) of ``spec``.
 
         The arrays are views of one new buffer (rows: images, noise, mixture); for a dry recipe
-        ``targets`` *is* ``images`` (the same array: copy before modifying one in place). A dry
-        crop at a frame-aligned offset (every sampled recipe) takes its frame powers and peak from
-        the per-row cache (:mod:`mixing.audio_rows`) and is decoded and scaled in one pass; other
-        crops (reverberant, unaligned, running past the clip's end) are decoded, measured, then
-        scaled. Both give the same levels.
+        ``targets`` *is* ``images`` (the same array: copy before modifying one in place).
+
+        A *direct* source (a dry crop, or the noise, at a frame-aligned offset inside its row:
+        every sampled dry recipe) takes its frame powers and frame peaks from the per-row cache
+        (:mod:`mixing.audio_rows`) and is decoded, scaled and placed in one pass once its gain is
+        known; other sources (reverberant, running past the clip's end, looped noise) are
+        decoded first and measured. Both give the same levels. The mixture's own peak pass is
+        skipped when the per-frame sum of its parts' peaks stays under the guard.
         """
-        self.check_spec(spec)
-        cfg = self.config
-        sr, frame_len = cfg.sample_rate_hz, cfg.active_frame_len
-        length = F.seconds_to_samples(spec.duration_s, sr)
-        n_frames = length // frame_len
+        self.index.check_spec(spec)
+        fl = self.frame_len
+        length = F.seconds_to_samples(spec.duration_s, self.config.sample_rate_hz)
+        n_frames = length // fl
         n = len(spec.clip_ids)
         buf = np.empty((n + 2, length), np.float32)
         images, noise, mixture = buf[:n], buf[n], buf[n + 1]
-        reverberant = any(r is not None for r in spec.rir_ids)
+        reverberant = spec.rir_ids.count(None) != n
         targets = np.empty((n, length), np.float32) if reverberant else images
-        powers = np.zeros((n, n_frames), np.float32)
-        direct: list[tuple[RowAudio, int, int] | None] = [None] * n  # (row, offset, start)
-        for i in range(n):
-            audio = self._row(self.clips[spec.clip_ids[i]])
-            start = F.seconds_to_samples(spec.starts_s[i], sr)
-            offset = F.seconds_to_samples(spec.offsets_s[i], sr)
-            rir_id = spec.rir_ids[i]
-            if (
-                rir_id is None
-                and start < length
-                and start % frame_len == 0
-                and offset % frame_len == 0
-                and offset + length - start <= audio.num_samples
-            ):
-                first = start // frame_len
-                cached = audio.frame_powers[offset // frame_len :]
-                powers[i, first:] = cached[: n_frames - first]
-                direct[i] = (audio, offset, start)
-                continue
-            images[i] = 0.0
-            if start < length:
-                audio.read_into(offset, offset + length - start, images[i, start:])
-            if rir_id is not None:
-                images[i], targets[i] = self.reverb(images[i], rir_id)
-            powers[i] = F.frame_powers(images[i], frame_len)
-        masks = F.mask_from_powers(
-            powers, threshold_db=cfg.active_threshold_db, floor_db=cfg.active_floor_db
-        )
-        active = masks.any(axis=1)
-        if not active.all():
-            silent = [spec.clip_ids[i] for i in range(n) if not active[i]]
+        # frame powers (0) and, for direct sources, frame peaks (1) of speakers 0..n-1 and noise n
+        stats = np.zeros((2, n + 1, n_frames))
+        aligned = length == n_frames * fl
+        direct = [self._speaker(spec, i, buf, targets, stats, aligned) for i in range(n)]
+        if spec.noise_id is not None:
+            direct.append(self._noise_source(spec, buf, stats, aligned))
+        # levels on active frames (within threshold of the loudest; a crop under the floor is silent)
+        speech = stats[0, :n]
+        loudest = speech.max(axis=1)
+        if loudest.min() < self.floor_power:
+            silent = [spec.clip_ids[i] for i in range(n) if loudest[i] < self.floor_power]
             raise SilentRecipeError(
-                f"recipe {spec.mixture_id}: no active frame above {cfg.active_floor_db} dBFS "
-                f"in the crop of {silent} (a silent crop)"
+                f"recipe {spec.mixture_id}: no active frame above "
+                f"{self.config.active_floor_db} dBFS in the crop of {silent} (a silent crop)"
             )
-        levels = F.masked_mean(powers, masks).tolist()
+        masks = speech >= (loudest * self.threshold_ratio)[:, None]
+        counts = masks.sum(axis=1)
+        levels = ((speech * masks).sum(axis=1) / counts).tolist()
         ref = spec.reference
         ref_gain = F.db_to_amplitude(spec.gains_db[ref])
         ref_power = levels[ref] * ref_gain**2
-        peaks = []  # of every image and the noise, known while writing them
-        for i in range(n):
-            scale = (
-                ref_gain if i == ref else F.gain_for_ratio(ref_power, levels[i], -spec.gains_db[i])
+        gains = [
+            ref_gain if i == ref else F.gain_for_ratio(ref_power, levels[i], -spec.gains_db[i])
+            for i in range(n)
+        ]
+        if spec.noise_id is not None:
+            gains.append(
+                self._noise_gain(spec, stats[0, n], masks[ref], int(counts[ref]), ref_power)
             )
-            item = direct[i]
+        else:
+            gains.append(0.0)
+            noise[:] = 0.0
+        # decode + scale + place (direct sources) or scale (the others), in place
+        raw_peaks = []
+        for i, item in enumerate(direct):
+            out = buf[i]
             if item is not None:
                 audio, offset, start = item
                 if start:
-                    images[i, :start] = 0.0
-                peaks.append(audio.decode_into(offset, images[i, start:], scale))
-                if reverberant:
-                    targets[i] = images[i]
+                    out[:start] = 0.0
+                factor = np.float32(gains[i] * audio.factor)
+                np.multiply(
+                    audio.samples[offset : offset + length - start], factor, out=out[start:]
+                )
             else:
-                images[i] *= np.float32(scale)
-                peaks.append(max(float(images[i].max()), -float(images[i].min())))
-                if reverberant and spec.rir_ids[i] is not None:
-                    targets[i] *= np.float32(scale)
-                elif reverberant:
-                    targets[i] = images[i]
-        if spec.noise_id is None:
-            noise[:] = 0.0
-        else:
-            peaks.append(self._render_noise(spec, noise, masks[ref], ref_power))
+                out *= np.float32(gains[i])
+                raw_peaks.append(max(float(out.max()), -float(out.min())))
+            if reverberant and i < n:
+                if spec.rir_ids[i] is None:
+                    targets[i] = out
+                else:
+                    targets[i] *= np.float32(gains[i])
         np.add(images[0], noise, out=mixture)
         for i in range(1, n):
             mixture += images[i]
-        if not sum(peaks) <= cfg.peak_max_abs * PEAK_BOUND_MARGIN:
-            # |mixture| <= the sum of its parts' peaks: only a sum that may be too loud needs a pass
+        # one peak guard for everything, from peaks known without a pass where possible
+        scaled = stats[1] * np.array(gains)[:, None]
+        peaks = [float(scaled.max()) if n_frames else 0.0, *raw_peaks]
+        bound = (float(scaled.sum(axis=0).max()) if n_frames else 0.0) + sum(raw_peaks)
+        if not aligned or not bound <= self.config.peak_max_abs * PEAK_BOUND_MARGIN:
             peaks.append(max(float(mixture.max()), -float(mixture.min())))
         if reverberant:
             peaks.append(max(float(targets.max()), -float(targets.min())))
-        try:
-            scale = F.peak_scale_from_peaks(peaks, max_abs=cfg.peak_max_abs)
-        except ValueError:
-            raise MixingError(f"recipe {spec.mixture_id}: rendering produced NaN or inf") from None
+        if not math.isfinite(sum(peaks)):  # float32 peaks: a finite sum means finite peaks
+            raise MixingError(f"recipe {spec.mixture_id}: rendering produced NaN or inf")
+        peak, max_abs = max(peaks), self.config.peak_max_abs
+        scale = 1.0 if peak <= max_abs else max_abs / peak * (1.0 - 1e-6)  # F.peak_scale_from_peaks
         if scale != 1.0:
             buf *= np.float32(scale)
             if reverberant:
                 targets *= np.float32(scale)
         return mixture, images, targets, noise, scale
 
-    def _render_noise(
-        self, spec: MixtureSpec, out: np.ndarray, ref_mask: np.ndarray, ref_power: float
-    ) -> float:
-        """The recipe's scaled noise into ``out`` (gain, or SNR over the reference's active frames);
-        returns its peak magnitude."""
-        audio = self._row(self.noises[spec.noise_id])  # type: ignore[index]
-        frame_len, length = self.config.active_frame_len, out.shape[0]
+    def _speaker(
+        self,
+        spec: MixtureSpec,
+        i: int,
+        buf: np.ndarray,
+        targets: np.ndarray,
+        stats: np.ndarray,
+        aligned: bool,
+    ) -> tuple[RowAudio, int, int] | None:
+        """Speaker ``i``'s frame statistics into ``stats[:, i]``; (row, offset, start) for a direct
+        crop (decoded later), else None with its unscaled image in ``buf[i]`` (and reverberant
+        target in ``targets[i]``)."""
+        sr, fl = self.config.sample_rate_hz, self.frame_len
+        length = buf.shape[1]
+        audio = self.rows.get(*self.clips[spec.clip_ids[i]][:2])
+        start = F.seconds_to_samples(spec.starts_s[i], sr)
+        offset = F.seconds_to_samples(spec.offsets_s[i], sr)
+        rir_id = spec.rir_ids[i]
+        if (
+            aligned
+            and rir_id is None
+            and start < length
+            and start % fl == 0
+            and offset % fl == 0
+            and offset + length - start <= audio.num_samples
+        ):
+            first, cached = start // fl, offset // fl
+            stats[:, i, first:] = audio.stats[:, cached : cached + (length - start) // fl]
+            return audio, offset, start
+        image = buf[i]
+        image[:] = 0.0
+        if start < length:
+            audio.read_into(offset, offset + length - start, image[start:])
+        if rir_id is not None:
+            image[:], targets[i] = self.reverb(image, rir_id)
+        stats[0, i] = F.frame_powers(image, fl)
+        return None
+
+    def _noise_source(
+        self, spec: MixtureSpec, buf: np.ndarray, stats: np.ndarray, aligned: bool
+    ) -> tuple[RowAudio, int, int] | None:
+        """Like :meth:`_speaker` for the recipe's noise (row ``n`` of ``buf`` and ``stats``)."""
+        n = len(spec.clip_ids)
+        audio = self.rows.get(*self.noises[spec.noise_id][:2])  # type: ignore[index]
+        fl, length = self.frame_len, buf.shape[1]
         total = audio.num_samples
         offset = (
             F.seconds_to_samples(spec.noise_offset_s or 0.0, self.config.sample_rate_hz) % total
         )
-        direct = spec.noise_rir_id is None and offset % frame_len == 0 and offset + length <= total
-        raw = None if direct else self._noise(spec, length)
+        if aligned and spec.noise_rir_id is None and offset % fl == 0 and offset + length <= total:
+            first = offset // fl
+            stats[:, n] = audio.stats[:, first : first + length // fl]
+            return audio, offset, 0
+        buf[n] = self._noise(spec, length)
+        if spec.noise_snr_db is not None:
+            stats[0, n] = F.frame_powers(buf[n], fl)
+        return None
+
+    def _noise_gain(
+        self,
+        spec: MixtureSpec,
+        powers: np.ndarray,
+        ref_mask: np.ndarray,
+        ref_count: int,
+        ref_power: float,
+    ) -> float:
+        """The noise's amplitude gain: ``noise_gain``, or from the SNR over the reference's active
+        frames."""
         if spec.noise_gain is not None:
-            gain = float(spec.noise_gain)
-        else:
-            if direct:
-                first = offset // frame_len
-                noise_powers = audio.frame_powers[first : first + ref_mask.shape[0]]
-            else:
-                noise_powers = F.frame_powers(raw, frame_len)  # type: ignore[arg-type]
-            noise_power = float(F.masked_mean(noise_powers, ref_mask))
-            if not noise_power > 0.0:
-                raise SilentRecipeError(
-                    f"recipe {spec.mixture_id}: noise {spec.noise_id!r} is silent where the "
-                    "reference speaks"
-                )
-            gain = F.gain_for_ratio(ref_power, noise_power, float(spec.noise_snr_db))  # type: ignore[arg-type]
-        if direct:
-            return audio.decode_into(offset, out, gain)
-        np.multiply(raw, np.float32(gain), out=out)
-        return max(float(out.max()), -float(out.min()))
+            return float(spec.noise_gain)
+        noise_power = float((powers * ref_mask).sum()) / ref_count
+        if not noise_power > 0.0:
+            raise SilentRecipeError(
+                f"recipe {spec.mixture_id}: noise {spec.noise_id!r} is silent where the "
+                "reference speaks"
+            )
+        return F.gain_for_ratio(ref_power, noise_power, float(spec.noise_snr_db))  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ faces
 
