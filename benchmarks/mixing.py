@@ -84,15 +84,14 @@ def lhotse_worker(job_path: str) -> None:
     import lhotse
 
     print(json.dumps({"ready": True, "lhotse_version": lhotse.__version__}), flush=True)
-    for line in sys.stdin:  # "go NAME": time one round of that setting
-        name = line.split()[1]
-        start = time.perf_counter()
-        for cut in results[name]:
+    for line in sys.stdin:  # "go NAME START STOP": time cuts START..STOP-1 of that setting
+        _, name, first, last = line.split()
+        cuts = results[name][int(first) : int(last)]
+        wall, cpu = time.perf_counter(), time.process_time()
+        for cut in cuts:
             cut.load_audio()
-        print(
-            json.dumps({"mixtures_per_s": len(results[name]) / (time.perf_counter() - start)}),
-            flush=True,
-        )
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        print(json.dumps({"wall_s": wall, "cpu_s": cpu}), flush=True)
 
 
 # ----------------------------------------------------------------------------- avforge side
@@ -142,12 +141,39 @@ def export_wavs(corpus: Path, out: Path) -> dict[str, str]:
     return paths
 
 
-def time_avforge(renderer, specs) -> float:
-    """Mixtures per second of one pass over ``specs``."""
-    start = time.perf_counter()
+def time_avforge(renderer, specs) -> tuple[float, float]:
+    """(wall s, CPU s of this process) of one pass over ``specs``."""
+    wall, cpu = time.perf_counter(), time.process_time()
     for spec in specs:
         renderer.render_audio(spec)
-    return len(specs) / (time.perf_counter() - start)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def time_lhotse(worker: subprocess.Popen, name: str, first: int, last: int) -> tuple[float, float]:
+    """(wall s, CPU s of the worker) of Lhotse loading cuts ``first..last-1`` of setting ``name``."""
+    worker.stdin.write(f"go {name} {first} {last}\n")  # type: ignore[union-attr]
+    worker.stdin.flush()  # type: ignore[union-attr]
+    reply = json.loads(worker.stdout.readline())  # type: ignore[union-attr]
+    return reply["wall_s"], reply["cpu_s"]
+
+
+def run_round(renderer, specs, worker, name: str, chunk: int) -> dict[str, float]:
+    """One round of one setting: the two tools alternate every ``chunk`` recipes (who goes first
+    alternates too), so both see the same machine load; returns summed wall and CPU seconds."""
+    tot = dict.fromkeys(("avforge_wall_s", "avforge_cpu_s", "lhotse_wall_s", "lhotse_cpu_s"), 0.0)
+    for k, first in enumerate(range(0, len(specs), chunk)):
+        last = min(first + chunk, len(specs))
+        order = ("avforge", "lhotse") if k % 2 == 0 else ("lhotse", "avforge")
+        for tool in order:
+            if tool == "avforge":
+                wall, cpu = time_avforge(renderer, specs[first:last])
+            elif worker is not None:
+                wall, cpu = time_lhotse(worker, name, first, last)
+            else:
+                continue
+            tot[f"{tool}_wall_s"] += wall
+            tot[f"{tool}_cpu_s"] += cpu
+    return tot
 
 
 def machine() -> str:
@@ -168,6 +194,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=300, help="recipes per setting")
     parser.add_argument(
         "--rounds", type=int, default=5, help="interleaved rounds (medians reported)"
+    )
+    parser.add_argument(
+        "--chunk", type=int, default=25, help="recipes per turn when the tools alternate"
     )
     parser.add_argument("--rooms", type=int, default=12)
     parser.add_argument("--out", default="bench_mixing.json")
@@ -206,7 +235,17 @@ def main() -> None:
         specs_by[name] = specs
         for spec in specs[:5]:
             renderer.render_audio(spec)
-        results[name] = {"avforge_mixtures_per_s": []}
+        results[name] = {
+            key: []
+            for key in (
+                "avforge_mixtures_per_s",
+                "avforge_cpu_mixtures_per_s",
+                "lhotse_mixtures_per_s",
+                "lhotse_cpu_mixtures_per_s",
+                "speedup_per_round",
+                "cpu_speedup_per_round",
+            )
+        }
         job["sets"][name] = [
             {
                 "clips": [wavs[c] for c in s.clip_ids],
@@ -240,26 +279,22 @@ def main() -> None:
             text=True,
         )
         lhotse_version = json.loads(worker.stdout.readline())["lhotse_version"]  # type: ignore[union-attr]
-    # interleave the two tools round by round, so that both see the same machine load
+    # interleave the two tools chunk by chunk, so that both see the same machine load
     for _ in range(args.rounds):
         for name in settings:
-            results[name]["avforge_mixtures_per_s"].append(time_avforge(renderer, specs_by[name]))
+            tot = run_round(renderer, specs_by[name], worker, name, args.chunk)
+            r = results[name]
+            for tool in ("avforge", "lhotse") if worker is not None else ("avforge",):
+                r[f"{tool}_mixtures_per_s"].append(args.count / tot[f"{tool}_wall_s"])
+                r[f"{tool}_cpu_mixtures_per_s"].append(args.count / tot[f"{tool}_cpu_s"])
             if worker is not None:
-                worker.stdin.write(f"go {name}\n")  # type: ignore[union-attr]
-                worker.stdin.flush()  # type: ignore[union-attr]
-                speed = json.loads(worker.stdout.readline())["mixtures_per_s"]  # type: ignore[union-attr]
-                results[name].setdefault("lhotse_mixtures_per_s", []).append(speed)
+                r["speedup_per_round"].append(tot["lhotse_wall_s"] / tot["avforge_wall_s"])
+                r["cpu_speedup_per_round"].append(tot["lhotse_cpu_s"] / tot["avforge_cpu_s"])
     if worker is not None:
         worker.stdin.close()  # type: ignore[union-attr]
         worker.wait(timeout=60)
         for name in settings:
             r = results[name]
-            r["speedup_per_round"] = [
-                a / b
-                for a, b in zip(
-                    r["avforge_mixtures_per_s"], r["lhotse_mixtures_per_s"], strict=True
-                )
-            ]
             theirs = np.load(work / f"lhotse_{name}.npy")
             ours = np.stack(
                 [renderer.render_audio(s)[0] for s in specs_by[name][: job["n_compare"]]]
@@ -279,21 +314,28 @@ def main() -> None:
         "results": results,
     }
     Path(args.out).write_text(json.dumps(report, indent=2))
+    print(f"({report['date']}, {report['machine']}, load {report['load_average']})")
     print(
-        f"| setting | avforge mixtures/s | Lhotse mixtures/s | speed-up | corr. |  ({report['date']}, {report['machine']})"
+        "| setting | avforge mixtures/s (wall; CPU) | Lhotse mixtures/s (wall; CPU) "
+        "| speed-up wall, median of rounds (range) | speed-up CPU | corr. |"
     )
-    print("| --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- |")
+
+    def med(values: list[float]) -> float:
+        return float(np.median(values))
+
     for name, r in results.items():
-        ours = float(np.median(r["avforge_mixtures_per_s"]))
-        if "lhotse_mixtures_per_s" in r:
-            theirs = float(np.median(r["lhotse_mixtures_per_s"]))
-            ratio = float(np.median(r["speedup_per_round"]))
-            corr = r["mixture_correlation_median"]
-            print(
-                f"| 2S+noise 3 s, {name} | {ours:.0f} | {theirs:.1f} | {ratio:.1f}x | {corr:.2f} |"
-            )
-        else:
-            print(f"| 2S+noise 3 s, {name} | {ours:.0f} | - | - | - |")
+        ours = f"{med(r['avforge_mixtures_per_s']):.0f}; {med(r['avforge_cpu_mixtures_per_s']):.0f}"
+        if worker is None:
+            print(f"| 2S+noise 3 s, {name} | {ours} | - | - | - | - |")
+            continue
+        theirs = f"{med(r['lhotse_mixtures_per_s']):.0f}; {med(r['lhotse_cpu_mixtures_per_s']):.0f}"
+        wall = r["speedup_per_round"]
+        print(
+            f"| 2S+noise 3 s, {name} | {ours} | {theirs} | {med(wall):.1f}x "
+            f"({min(wall):.1f}-{max(wall):.1f}) | {med(r['cpu_speedup_per_round']):.1f}x "
+            f"| {r['mixture_correlation_median']:.3f} |"
+        )
 
 
 if __name__ == "__main__":
