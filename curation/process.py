@@ -14,9 +14,10 @@ Stage order (memory stays bounded by one source's 16 kHz audio plus one window's
 2. decode the whole audio (16 kHz mono) -> speech activity (``curation.vad``);
 3. face detection over frames streamed at ``decode.detect_fps`` / ``decode.detect_width``
    (``curation.faces``) -> tracks (``curation.tracking``); an AVSpeech hint picks its track;
-4. candidate windows (``curation.select``); per window, cheap checks first (faces, speech, length,
-   SNR), and only for survivors a 25 fps decode of that range: track interpolation, per-frame quality,
-   mouth motion -> sync score; then the decision, and crops (+ embeddings) for kept windows.
+4. candidate windows (``curation.select``) -> ``curation.windows``: per window, cheap checks first
+   (faces, speech, length, SNR), and only for survivors a 25 fps decode of the face region (one
+   ffmpeg run per span of neighbouring survivors): track interpolation, per-frame quality, mouth
+   motion -> sync score; then the decision, and crops (+ embeddings) for kept windows.
 
 All times in the rows are seconds in the source: when only a range was fetched, its offset is added.
 """
@@ -32,52 +33,27 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from curation.config import CurateConfig
-from curation.crops import extract_crops
 from curation.decode import (
     MediaError,
-    MediaInfo,
     VideoChunk,
     check_media,
     decode_audio,
-    decode_video,
     iter_video_frames,
     probe_media,
 )
 from curation.download import Downloaded, DownloadError, fetch_isolated, one_line
 from curation.export import KeptClip, build_outputs, window_id
-from curation.faces import (
-    FaceDetector,
-    FrameDetections,
-    detect_faces,
-    embed_track,
-    load_detector,
-)
-from curation.select import (
-    Candidate,
-    WindowEvidence,
-    candidate_windows,
-    decide,
-    match_hint,
-    tracks_in_window,
-)
-from curation.snr import SnrEstimator, make_estimator
+from curation.faces import FaceDetector, detect_faces, load_detector
+from curation.select import candidate_windows, match_hint
+from curation.snr import make_estimator
 from curation.sources import Source
-from curation.sync import mouth_motion, sync_score
-from curation.tracking import (
-    TrackEstimate,
-    apply_quality,
-    face_quality,
-    interpolate_track,
-    track_faces,
-)
-from curation.vad import SpeechActivity, detect_speech
+from curation.tracking import track_faces
+from curation.vad import detect_speech
+from curation.windows import Analysis, WindowChecker
 from manifests.media import MediaRecord
 from manifests.schema import (
     ClipRecord,
-    RejectReason,
     SegmentRecord,
     SourceError,
     SourceRecord,
@@ -93,18 +69,6 @@ class SourceResult:
     segments: list[SegmentRecord]
     clips: list[ClipRecord]
     media: list[MediaRecord]
-
-
-@dataclass(frozen=True, eq=False)
-class _Analysis:
-    """Whole-source measures shared by all windows."""
-
-    path: str
-    info: MediaInfo
-    audio: np.ndarray
-    speech: SpeechActivity
-    detections: FrameDetections
-    tracks: list[TrackEstimate]
 
 
 def failed_record(source: Source, reason: SourceError, detail: str, **meta: object) -> SourceRecord:
@@ -132,7 +96,7 @@ def _peek_scale(chunks: Iterator[VideoChunk], width: int) -> tuple[Iterator[Vide
     return itertools.chain([first], chunks), width / first.frames.shape[2]
 
 
-def analyse(path: str, cfg: CurateConfig, detector: FaceDetector) -> _Analysis:
+def analyse(path: str, cfg: CurateConfig, detector: FaceDetector) -> Analysis:
     """Probe, decode audio, speech activity, face detection and tracking of one file."""
     info = probe_media(path, timeout_s=cfg.decode.probe_timeout_s)
     check_media(info, cfg.decode)
@@ -146,6 +110,7 @@ def analyse(path: str, cfg: CurateConfig, detector: FaceDetector) -> _Analysis:
         channel=cfg.decode.channel,
         info=info,
         timeout_s=cfg.decode.audio_timeout_s,
+        threads=cfg.decode.ffmpeg_threads,
     )
     speech = detect_speech(audio, cfg.decode.sample_rate_hz, cfg.vad)
     chunks = iter_video_frames(
@@ -155,126 +120,12 @@ def analyse(path: str, cfg: CurateConfig, detector: FaceDetector) -> _Analysis:
         chunk_frames=cfg.decode.chunk_frames,
         info=info,
         stall_timeout_s=cfg.decode.stall_timeout_s,
+        threads=cfg.decode.ffmpeg_threads,
     )
     chunks, scale = _peek_scale(chunks, info.width)
     detections = detect_faces(chunks, detector, cfg.faces, scale)
     tracks = track_faces(detections, cfg.tracking)
-    return _Analysis(path, info, audio, speech, detections, tracks)
-
-
-class _Evaluator:
-    """Runs the checks on the windows of one analysed source."""
-
-    def __init__(
-        self,
-        a: _Analysis,
-        cfg: CurateConfig,
-        detector: FaceDetector,
-        snr: SnrEstimator,
-        hint_track: int | None,
-        has_hint: bool,
-    ) -> None:
-        self.a, self.cfg, self.detector, self.snr = a, cfg, detector, snr
-        self.hint_track, self.has_hint = hint_track, has_hint
-        self.rate = cfg.decode.sample_rate_hz
-
-    def audio(self, start_s: float, num_samples: int) -> np.ndarray:
-        first = round(start_s * self.rate)
-        out = self.a.audio[first : first + num_samples]
-        return np.pad(out, (0, num_samples - len(out))) if len(out) < num_samples else out
-
-    def evaluate(
-        self, c: Candidate
-    ) -> tuple[RejectReason | None, WindowEvidence, int | None, KeptClip | None]:
-        cfg, a = self.cfg, self.a
-        present = tracks_in_window(a.tracks, a.detections.times_s, c.start_s, c.end_s, cfg.segments)
-        track_id = c.track_id
-        hint_matched: bool | None = None
-        if self.has_hint:
-            hint_matched = self.hint_track is not None
-            if self.hint_track is not None:
-                track_id = self.hint_track
-                present = [t for t in present if t == self.hint_track]
-            elif not present:
-                hint_matched = None  # no face at all: no_face, not a mismatch
-        elif len(present) == 1:
-            track_id = present[0]
-        ev = WindowEvidence(
-            duration_s=c.duration_s,
-            tracks_present=len(present),
-            hint_matched=hint_matched,
-            speech_ratio=a.speech.ratio(c.start_s, c.end_s),
-        )
-        reason = decide(ev, cfg.segments)
-        if reason is not None or track_id is None:
-            return reason or RejectReason.NO_FACE, ev, track_id, None
-        fps = cfg.decode.clip_fps
-        num_frames = round(c.duration_s * fps)
-        num_samples = round(num_frames * self.rate / fps)
-        audio = self.audio(c.start_s, num_samples)
-        snr_db = float(self.snr.estimate(audio, self.rate, a.speech.crop(c.start_s, c.end_s)))
-        ev = dataclasses.replace(ev, snr_db=snr_db, snr_threshold_db=cfg.snr.threshold_db)
-        reason = decide(ev, cfg.segments)
-        if reason is not None:
-            return reason, ev, track_id, None
-        return self._visual(c, ev, track_id, audio, num_frames)
-
-    def _visual(
-        self, c: Candidate, ev: WindowEvidence, track_id: int, audio: np.ndarray, num_frames: int
-    ) -> tuple[RejectReason | None, WindowEvidence, int | None, KeptClip | None]:
-        cfg, a = self.cfg, self.a
-        fps = cfg.decode.clip_fps
-        track = next(t for t in a.tracks if t.track_id == track_id)
-        video = decode_video(
-            a.path,
-            fps,
-            cfg.segments.clip_width,
-            start_s=c.start_s,
-            duration_s=c.duration_s,
-            info=a.info,
-            stall_timeout_s=cfg.decode.stall_timeout_s,
-        )
-        frames = video.frames[:num_frames]
-        if len(frames) < num_frames:  # the decode ran short (end of file): pad with black frames
-            pad = np.zeros((num_frames - len(frames), *video.frames.shape[1:]), np.uint8)
-            frames = np.concatenate([frames, pad]) if len(frames) else pad
-        face = interpolate_track(track, c.start_s, num_frames, fps)
-        quality = face_quality(frames, face, cfg.quality, video.scale)
-        usable = apply_quality(face, quality)
-        sync = None
-        if cfg.sync.enabled:
-            motion = mouth_motion(frames, usable, video.scale)
-            sync = sync_score(motion, audio, self.rate, fps, cfg.sync)
-        ev = dataclasses.replace(
-            ev,
-            missing_ratio=float(1.0 - face.present.mean()),
-            dropped_ratio=float(1.0 - usable.present.mean()),
-            sync_score=None if sync is None else sync.score,
-            sync_threshold=None if sync is None else cfg.sync.threshold,
-            sync_offset_s=None if sync is None else sync.offset_s,
-        )
-        reason = decide(ev, cfg.segments)
-        if reason is not None:
-            return reason, ev, track_id, None
-        crops = extract_crops(frames, usable, video.scale, cfg.export.crop_size)
-        emb = None
-        if cfg.faces.embed and cfg.export.store_embeddings:
-            emb = embed_track(self.detector, crops, usable.present, cfg.faces.embed_every_frames)
-        box = face.boxes[0]
-        kept = KeptClip(
-            start_s=c.start_s,
-            end_s=c.end_s,
-            audio=audio,
-            sample_rate_hz=self.rate,
-            track=usable,
-            crops=crops,
-            embeddings=emb,
-            snr_db=ev.snr_db,
-            sync_score=ev.sync_score,
-            face_x=float(np.clip((box[0] + box[2]) / 2 / a.info.width, 0, 1)),
-            face_y=float(np.clip((box[1] + box[3]) / 2 / a.info.height, 0, 1)),
-        )
-        return None, ev, track_id, kept
+    return Analysis(path, info, audio, speech, detections, tracks)
 
 
 def _shift(kept: KeptClip, offset_s: float) -> KeptClip:
@@ -284,7 +135,7 @@ def _shift(kept: KeptClip, offset_s: float) -> KeptClip:
 
 
 def evaluate_windows(
-    source: Source, a: _Analysis, cfg: CurateConfig, detector: FaceDetector, offset_s: float
+    source: Source, a: Analysis, cfg: CurateConfig, detector: FaceDetector, offset_s: float
 ) -> tuple[list[SegmentRecord], list[KeptClip]]:
     """Candidate windows of an analysed source -> segments rows and kept clips (source times)."""
     start_s, end_s = 0.0, len(a.audio) / cfg.decode.sample_rate_hz
@@ -304,11 +155,11 @@ def evaluate_windows(
     cands = candidate_windows(
         start_s, end_s, a.speech, a.tracks, cfg.segments, hint_track, grid_origin_s=-offset_s
     )
-    ev_runner = _Evaluator(a, cfg, detector, make_estimator(cfg.snr), hint_track, source.has_hint)
+    checker = WindowChecker(a, cfg, detector, make_estimator(cfg.snr), hint_track, source.has_hint)
     segments: list[SegmentRecord] = []
     kept: list[KeptClip] = []
-    for c in cands:
-        reason, ev, track_id, clip = ev_runner.evaluate(c)
+    for out in checker.run(cands):
+        c, ev = out.candidate, out.evidence
         s, e = round(c.start_s + offset_s, 6), round(c.end_s + offset_s, 6)
         segments.append(
             SegmentRecord(
@@ -316,10 +167,10 @@ def evaluate_windows(
                 source_id=source.source_id,
                 start_s=s,
                 end_s=e,
-                kept=reason is None,
-                reason=reason,
+                kept=out.reason is None,
+                reason=out.reason,
                 snr_db=ev.snr_db,
-                track_id=track_id,
+                track_id=out.track_id,
                 num_faces=a.detections.mean_faces(c.start_s, c.end_s),
                 face_missing_ratio=ev.dropped_ratio,
                 speech_ratio=ev.speech_ratio,
@@ -327,8 +178,8 @@ def evaluate_windows(
                 sync_offset_s=ev.sync_offset_s,
             )
         )
-        if clip is not None:
-            kept.append(_shift(clip, offset_s))
+        if out.clip is not None:
+            kept.append(_shift(out.clip, offset_s))
     return segments, kept
 
 

@@ -10,13 +10,17 @@ import numpy as np
 import pytest
 
 from curation.decode import (
+    Crop,
     DecodeConfig,
     MediaError,
     check_media,
     decode_audio,
     decode_video,
+    face_region,
     iter_video_frames,
     probe_media,
+    video_args,
+    video_output_size,
 )
 from manifests.schema import SourceError
 from tests.helpers.curation_audio_media import ASSETS, ffmpeg, load_asset, write_wav
@@ -152,6 +156,29 @@ def test_width_scale_and_no_upscaling(talk):
     assert half.frames.shape == (5, 120, 160, 3) and half.scale == pytest.approx(2.0)
     full = decode_video(str(talk), fps=5.0, width=1000, duration_s=1.0)
     assert full.frames.shape == (5, 240, 320, 3) and full.scale == pytest.approx(1.0)
+
+
+def test_a_cropped_decode_is_that_region_of_the_whole_frame_decode(talk):
+    """``crop`` cuts the source rectangle before scaling: the frames equal the same region of a
+    whole-frame decode at the same scale, and ``origin_xy`` / ``scale`` map pixels back."""
+    info = probe_media(str(talk))
+    region = face_region(np.array([[100.0, 60.0, 160.0, 140.0]]), info, 160, margin=0.5)
+    # The box + 30 px, out to whole even decoded pixels (4 source px at this scale).
+    assert region == Crop(x=68, y=28, width=124, height=144)
+    assert video_output_size(info, 160, region) == (62, 72)
+    whole = decode_video(str(talk), fps=5.0, width=160, duration_s=1.0)
+    part = decode_video(str(talk), fps=5.0, width=160, duration_s=1.0, crop=region)
+    assert part.frames.shape == (5, 72, 62, 3)
+    assert part.origin_xy == (68, 28) and part.scale == pytest.approx(whole.scale) == 2.0
+    inner = whole.frames[:, 14 : 14 + 72, 34 : 34 + 62].astype(int)
+    assert np.abs(part.frames.astype(int) - inner)[:, 2:-2, 2:-2].mean() < 2.0  # edges resample
+    assert np.abs(part.frames.astype(int) - whole.frames[:, :72, :62]).mean() > 20.0
+    # Nothing to save (most of the frame) or nothing to crop: a whole-frame decode.
+    assert face_region(np.array([[0.0, 0.0, 300.0, 230.0]]), info, 160) is None
+    assert face_region(np.zeros((0, 4)), info, 160) is None
+    args = video_args(str(talk), 25.0, (62, 72), crop=region)
+    assert "crop=124:144:68:28:exact=1,scale=62:72" in " ".join(args)
+    assert args[args.index("-threads") + 1] == "1" and "-filter_threads" in args
 
 
 def test_rotation_metadata_gives_upright_frames(tmp_path, talk):

@@ -17,6 +17,7 @@ from curation.crops import (
     extract_crops,
     similarity_matrix,
 )
+from curation.decode import DecodeConfig
 from curation.faces import (
     CenterFaceDetector,
     Detection,
@@ -85,6 +86,17 @@ def test_detection_speed_at_320_px(detector, capsys):
         print(f"\nCenterFace: {ms:.1f} ms per 320x222 frame, {len(dets)} faces")
     assert len(dets) == 6  # ~25 px faces are still found at 320 px
     assert ms < 150
+
+
+def test_small_faces_are_found_at_the_default_detection_width(detector):
+    """The detection pass runs at ``DecodeConfig.detect_width`` (256 px): t1.jpg's six faces are
+    then 19-23 px wide, and all of them are still found."""
+    width = DecodeConfig().detect_width
+    img = insightface_t1()
+    frame = cv2.resize(img, (width, round(img.shape[0] * width / img.shape[1])), cv2.INTER_AREA)
+    dets = detector.detect(frame)
+    assert len(dets) == 6
+    assert max(float(d.box[2] - d.box[0]) for d in dets) < 25.0
 
 
 def test_detect_faces_maps_to_source_pixels_and_scores_cuts(detector):

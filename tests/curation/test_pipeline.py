@@ -267,6 +267,8 @@ def test_insightface_backend_exports_embeddings(tmp_path):
     )  # fmt: skip
     cfg = dataclasses.replace(
         CFG,
+        # The toy detector sees a white stride-32 cell: at 320 px the 64 px square is exactly one.
+        decode=dataclasses.replace(CFG.decode, detect_width=320),
         faces=FaceConfig(backend=FaceBackend.INSIGHTFACE, model_dir=pack, embed_every_frames=5),
         quality=QualityConfig(min_sharpness=0.0, min_brightness=0.0, min_face_px=8.0),
         sync=SyncConfig(enabled=False),

@@ -1,0 +1,296 @@
+"""Window checks: one analysed source's candidate windows -> decisions, evidence and kept clips.
+
+Contract: :func:`evaluate_windows` (source, :class:`Analysis`, config, detector, range offset) ->
+one :class:`WindowOutcome` per candidate window, in time order; pure but for running ffmpeg. A media
+failure of a 25 fps decode raises :class:`curation.decode.MediaError` (the source then fails).
+
+Two passes, cheap checks first (the order of :func:`curation.select.decide`):
+
+1. per window: faces present (the AVSpeech hint's track when there is one), speech, length, SNR;
+2. survivors only: a 25 fps decode, per-frame face quality, mouth motion -> sync score, then crops
+   (+ embeddings) of kept windows. Survivors that follow each other on the same track (gaps up to
+   :data:`SPAN_MAX_GAP_S`, spans up to :data:`SPAN_MAX_S`) share ONE ffmpeg run, streamed in chunks
+   (memory: one window plus one chunk), so no span is sought and decoded from its keyframe twice;
+   and the run decodes only the region around the track (``curation.decode.face_region``: the
+   boxes plus half a face width each side, ~5x fewer pixels than the frame in a talk), at the scale
+   of a whole-frame decode ``segments.clip_width`` px wide, so every measure is unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from curation.config import CurateConfig
+from curation.crops import extract_crops
+from curation.decode import (
+    MediaInfo,
+    VideoChunk,
+    face_region,
+    iter_video_frames,
+    video_output_size,
+)
+from curation.export import KeptClip
+from curation.faces import FaceDetector, FrameDetections, embed_track
+from curation.select import Candidate, WindowEvidence, decide, tracks_in_window
+from curation.snr import SnrEstimator
+from curation.sync import mouth_motion, sync_score
+from curation.tracking import TrackEstimate, apply_quality, face_quality, interpolate_track
+from curation.vad import SpeechActivity
+from manifests.media import FaceTrack
+from manifests.schema import RejectReason
+
+SPAN_MAX_GAP_S = 1.0
+"""Survivors at most this far apart share one 25 fps decode (decoding the gap is cheaper than
+seeking to a keyframe and starting ffmpeg again)."""
+SPAN_MAX_S = 60.0
+"""Longest span one 25 fps decode covers (bounds how far a crop region can grow with motion)."""
+REGION_MARGIN = 0.5
+"""The cropped decode keeps this many face widths around the track's boxes on every side."""
+
+
+@dataclass(frozen=True, eq=False)
+class Analysis:
+    """Whole-source measures shared by all windows (file times: seconds from the file's start)."""
+
+    path: str
+    info: MediaInfo
+    audio: np.ndarray
+    speech: SpeechActivity
+    detections: FrameDetections
+    tracks: list[TrackEstimate]
+
+
+@dataclass(frozen=True, eq=False)
+class WindowOutcome:
+    """The decision on one window (file times): ``reason`` None means kept, and ``clip`` is set."""
+
+    candidate: Candidate
+    reason: RejectReason | None
+    evidence: WindowEvidence
+    track_id: int | None
+    clip: KeptClip | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class _Survivor:
+    """A window that passed the cheap checks, waiting for the 25 fps stage."""
+
+    index: int
+    candidate: Candidate
+    evidence: WindowEvidence
+    track_id: int
+    audio: np.ndarray
+    num_frames: int
+
+
+def shifted(track: FaceTrack, dx: float, dy: float) -> FaceTrack:
+    """``track`` with boxes and landmarks moved by (``dx``, ``dy``) pixels."""
+    boxes = track.boxes + np.array([dx, dy, dx, dy], np.float32)
+    marks = None if track.landmarks is None else track.landmarks + np.array([dx, dy], np.float32)
+    return dataclasses.replace(track, boxes=boxes, landmarks=marks)
+
+
+def group_spans(survivors: list[_Survivor]) -> list[list[_Survivor]]:
+    """Consecutive survivors on one track, close in time, as spans for one decode each."""
+    spans: list[list[_Survivor]] = []
+    for s in survivors:
+        last = spans[-1][-1] if spans else None
+        if (
+            last is not None
+            and s.track_id == last.track_id
+            and s.candidate.start_s - last.candidate.end_s <= SPAN_MAX_GAP_S + 1e-6
+            and s.candidate.end_s - spans[-1][0].candidate.start_s <= SPAN_MAX_S + 1e-6
+        ):
+            spans[-1].append(s)
+        else:
+            spans.append([s])
+    return spans
+
+
+def window_frames(
+    chunks: Iterator[VideoChunk], starts: list[int], counts: list[int], shape: tuple[int, int]
+) -> Iterator[np.ndarray]:
+    """Frames ``[starts[k], starts[k] + counts[k])`` of a chunked decode, for each window k in order.
+
+    ``starts`` are frame indices from the decode's first frame, ascending. A decode that ends early
+    is padded with black frames of ``shape`` (h, w). Only the frames still needed are buffered.
+    """
+    buf = np.zeros((0, *shape, 3), np.uint8)
+    buf_first = 0  # decode index of buf[0]
+    exhausted = False
+    for first, count in zip(starts, counts, strict=True):
+        while True:
+            drop = min(len(buf), max(0, first - buf_first))
+            buf, buf_first = buf[drop:], buf_first + drop
+            if exhausted or buf_first + len(buf) >= first + count:
+                break
+            chunk = next(chunks, None)
+            if chunk is None:
+                exhausted = True
+            else:
+                buf = np.concatenate([buf, chunk.frames])
+        lo = max(0, first - buf_first)
+        frames = buf[lo : lo + count]
+        if len(frames) < count:  # the decode ran short (end of file): pad with black frames
+            pad = np.zeros((count - len(frames), *shape, 3), np.uint8)
+            frames = np.concatenate([frames, pad])
+        yield frames
+
+
+class WindowChecker:
+    """Runs the checks on the windows of one analysed source (see the module docstring)."""
+
+    def __init__(
+        self,
+        a: Analysis,
+        cfg: CurateConfig,
+        detector: FaceDetector,
+        snr: SnrEstimator,
+        hint_track: int | None,
+        has_hint: bool,
+    ) -> None:
+        self.a, self.cfg, self.detector, self.snr = a, cfg, detector, snr
+        self.hint_track, self.has_hint = hint_track, has_hint
+        self.rate = cfg.decode.sample_rate_hz
+
+    def audio(self, start_s: float, num_samples: int) -> np.ndarray:
+        first = round(start_s * self.rate)
+        out = self.a.audio[first : first + num_samples]
+        return np.pad(out, (0, num_samples - len(out))) if len(out) < num_samples else out
+
+    def cheap(self, index: int, c: Candidate) -> WindowOutcome | _Survivor:
+        """Faces, hint, speech, length and SNR: a decided outcome, or a survivor for the 25 fps stage."""
+        cfg, a = self.cfg, self.a
+        present = tracks_in_window(a.tracks, a.detections.times_s, c.start_s, c.end_s, cfg.segments)
+        track_id = c.track_id
+        hint_matched: bool | None = None
+        if self.has_hint:
+            hint_matched = self.hint_track is not None
+            if self.hint_track is not None:
+                track_id = self.hint_track
+                present = [t for t in present if t == self.hint_track]
+            elif not present:
+                hint_matched = None  # no face at all: no_face, not a mismatch
+        elif len(present) == 1:
+            track_id = present[0]
+        ev = WindowEvidence(
+            duration_s=c.duration_s,
+            tracks_present=len(present),
+            hint_matched=hint_matched,
+            speech_ratio=a.speech.ratio(c.start_s, c.end_s),
+        )
+        reason = decide(ev, cfg.segments)
+        if reason is not None or track_id is None:
+            return WindowOutcome(c, reason or RejectReason.NO_FACE, ev, track_id)
+        fps = cfg.decode.clip_fps
+        num_frames = round(c.duration_s * fps)
+        num_samples = round(num_frames * self.rate / fps)
+        audio = self.audio(c.start_s, num_samples)
+        snr_db = float(self.snr.estimate(audio, self.rate, a.speech.crop(c.start_s, c.end_s)))
+        ev = dataclasses.replace(ev, snr_db=snr_db, snr_threshold_db=cfg.snr.threshold_db)
+        reason = decide(ev, cfg.segments)
+        if reason is not None:
+            return WindowOutcome(c, reason, ev, track_id)
+        return _Survivor(index, c, ev, track_id, audio, num_frames)
+
+    def visual_span(self, span: list[_Survivor]) -> list[WindowOutcome]:
+        """The 25 fps stage of a span of survivors, from one cropped, streamed decode."""
+        cfg, a = self.cfg, self.a
+        fps, width = cfg.decode.clip_fps, cfg.segments.clip_width
+        track = next(t for t in a.tracks if t.track_id == span[0].track_id)
+        start_s = span[0].candidate.start_s
+        total = round((span[-1].candidate.end_s - start_s) * fps)
+        region = face_region(
+            interpolate_track(track, start_s, total, fps).boxes, a.info, width, REGION_MARGIN
+        )
+        out_w, out_h = video_output_size(a.info, width, region)
+        scale = (region.width if region is not None else a.info.width) / out_w
+        ox, oy = (region.x, region.y) if region is not None else (0, 0)
+        chunks = iter_video_frames(
+            a.path,
+            fps,
+            width,
+            start_s=start_s,
+            duration_s=total / fps,
+            chunk_frames=cfg.decode.chunk_frames,
+            info=a.info,
+            stall_timeout_s=cfg.decode.stall_timeout_s,
+            crop=region,
+            threads=cfg.decode.ffmpeg_threads,
+        )
+        starts = [round((s.candidate.start_s - start_s) * fps) for s in span]
+        counts = [s.num_frames for s in span]
+        frames_of = window_frames(chunks, starts, counts, (out_h, out_w))
+        try:
+            return [
+                self._visual(s, track, frames, scale, (ox, oy))
+                for s, frames in zip(span, frames_of, strict=True)
+            ]
+        finally:
+            chunks.close()  # kills ffmpeg when the span ends before its output does
+
+    def _visual(
+        self,
+        s: _Survivor,
+        track: TrackEstimate,
+        frames: np.ndarray,
+        scale: float,
+        origin: tuple[int, int],
+    ) -> WindowOutcome:
+        cfg, c = self.cfg, s.candidate
+        fps = cfg.decode.clip_fps
+        face = interpolate_track(track, c.start_s, s.num_frames, fps)
+        local = shifted(face, -origin[0], -origin[1])  # in the decoded region's pixels x scale
+        quality = face_quality(frames, local, cfg.quality, scale)
+        usable, usable_local = apply_quality(face, quality), apply_quality(local, quality)
+        sync = None
+        if cfg.sync.enabled:
+            motion = mouth_motion(frames, usable_local, scale)
+            sync = sync_score(motion, s.audio, self.rate, fps, cfg.sync)
+        ev = dataclasses.replace(
+            s.evidence,
+            missing_ratio=float(1.0 - face.present.mean()),
+            dropped_ratio=float(1.0 - usable.present.mean()),
+            sync_score=None if sync is None else sync.score,
+            sync_threshold=None if sync is None else cfg.sync.threshold,
+            sync_offset_s=None if sync is None else sync.offset_s,
+        )
+        reason = decide(ev, cfg.segments)
+        if reason is not None:
+            return WindowOutcome(c, reason, ev, s.track_id)
+        crops = extract_crops(frames, usable_local, scale, cfg.export.crop_size)
+        emb = None
+        if cfg.faces.embed and cfg.export.store_embeddings:
+            emb = embed_track(self.detector, crops, usable.present, cfg.faces.embed_every_frames)
+        box = face.boxes[0]
+        info = self.a.info
+        kept = KeptClip(
+            start_s=c.start_s,
+            end_s=c.end_s,
+            audio=s.audio,
+            sample_rate_hz=self.rate,
+            track=usable,
+            crops=crops,
+            embeddings=emb,
+            snr_db=ev.snr_db,
+            sync_score=ev.sync_score,
+            face_x=float(np.clip((box[0] + box[2]) / 2 / info.width, 0, 1)),
+            face_y=float(np.clip((box[1] + box[3]) / 2 / info.height, 0, 1)),
+        )
+        return WindowOutcome(c, None, ev, s.track_id, kept)
+
+    def run(self, candidates: list[Candidate]) -> list[WindowOutcome]:
+        """Every candidate's outcome, in the candidates' order."""
+        first = [self.cheap(i, c) for i, c in enumerate(candidates)]
+        outcomes: dict[int, WindowOutcome] = {
+            i: o for i, o in enumerate(first) if isinstance(o, WindowOutcome)
+        }
+        survivors = [o for o in first if isinstance(o, _Survivor)]
+        for span in group_spans(survivors):
+            for s, outcome in zip(span, self.visual_span(span), strict=True):
+                outcomes[s.index] = outcome
+        return [outcomes[i] for i in range(len(candidates))]
