@@ -5,7 +5,7 @@ the row's samples as a zero-copy view of the memory-mapped shard (int16 for PCM1
 otherwise), the decode factor to float (1/32768 or 1), and, computed once per row, the mean power
 and the peak magnitude of every full ``frame_len`` frame of the decoded samples. A crop at a
 frame-aligned offset then takes its active-speech levels and its peak from these per-row arrays
-(slices, no pass over the samples), and is decoded and scaled in one pass (:meth:`RowAudio.decode_into`).
+(slices, no pass over the samples) before it is decoded.
 
 The cache holds at most ``max_rows`` rows (least recently used out first). Views of memory-mapped
 shards are never pickled: a renderer sent to a DataLoader worker starts with an empty cache.
@@ -67,33 +67,10 @@ class RowAudio:
     def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
         """Samples ``start:stop`` decoded into float32 ``out[: stop - start]`` (clipped at the end)."""
         part = self.samples[start:stop]
-        np.multiply(part, np.float32(self.factor), out=out[: part.shape[0]])
-
-    def decode_into(self, start: int, out: np.ndarray, gain: float) -> float:
-        """``gain`` times samples ``start : start + len(out)`` decoded into ``out`` (which the row
-        must cover); returns the peak magnitude written, from the per-frame peaks."""
-        stop = start + out.shape[0]
-        np.multiply(self.samples[start:stop], np.float32(gain * self.factor), out=out)
-        return self.peak(start, stop) * abs(gain)
-
-    def peak(self, start: int, stop: int) -> float:
-        """Largest decoded magnitude of samples ``start:stop`` (full frames from the cache)."""
-        fl = self.frame_len
-        first, last = -(-start // fl), stop // fl
-        if last <= first:
-            return self._exact_peak(start, stop)
-        peak = float(self.frame_peaks[first:last].max())
-        if start < first * fl:
-            peak = max(peak, self._exact_peak(start, first * fl))
-        if last * fl < stop:
-            peak = max(peak, self._exact_peak(last * fl, stop))
-        return peak
-
-    def _exact_peak(self, start: int, stop: int) -> float:
-        part = self.samples[start:stop]
-        if part.size == 0:
-            return 0.0
-        return max(float(part.max()), -float(part.min())) * self.factor
+        head = out[: part.shape[0]]
+        head[:] = part  # a plain cast, then an in-place scale: faster than one mixed-type multiply
+        if self.factor != 1.0:
+            head *= np.float32(self.factor)
 
 
 class AudioRows:

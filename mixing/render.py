@@ -239,10 +239,9 @@ class MixtureRenderer:
                 audio, offset, start = item
                 if start:
                     out[:start] = 0.0
-                factor = np.float32(gains[i] * audio.factor)
-                np.multiply(
-                    audio.samples[offset : offset + length - start], factor, out=out[start:]
-                )
+                placed = out[start:]
+                placed[:] = audio.samples[offset : offset + length - start]  # a plain cast: faster
+                placed *= np.float32(gains[i] * audio.factor)  # than one mixed-type multiply
             else:
                 out *= np.float32(gains[i])
                 raw_peaks.append(max(float(out.max()), -float(out.min())))
