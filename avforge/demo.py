@@ -89,10 +89,15 @@ def avforge_command() -> list[str]:
     return [sys.executable, "-c", "import sys; from avforge.cli import main; main()"]
 
 
-def run_verb(*args: str) -> None:
-    """Run ``avforge ARGS`` as a child process with the terminal's stdout/stderr; raise on failure."""
-    typer.echo(f"      $ avforge {shlex.join(args)}", err=True)
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def run_verb(*args: str, env: dict[str, str] | None = None) -> None:
+    """Run ``avforge ARGS`` as a child process with the terminal's stdout/stderr; raise on failure.
+
+    ``env``: extra environment variables of the child (printed with the command line).
+    """
+    extra = env or {}
+    prefix = "".join(f"{k}={shlex.quote(v)} " for k, v in extra.items())
+    typer.echo(f"      $ {prefix}avforge {shlex.join(args)}", err=True)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **extra}
     code = subprocess.run([*avforge_command(), *args], env=env, check=False).returncode
     if code != 0:
         raise DemoError(f"`avforge {args[0]}` exited with status {code} (its message is above)")
@@ -155,6 +160,7 @@ def _pipeline(opts: DemoOptions, step: StepRunner, urls: Path, configs: DemoConf
     out, size = opts.out, opts.size
     corpus = str(out / "corpus")
     cluster = str(configs.cluster)
+    threads = {"OMP_NUM_THREADS": str(size.torch_threads)}
     step(
         CURATE_STEP,
         lambda: run_verb(
@@ -203,7 +209,9 @@ def _pipeline(opts: DemoOptions, step: StepRunner, urls: Path, configs: DemoConf
     ):
         step(
             f"train the {label} model ({size.train_steps} steps)",
-            lambda config=config: run_verb("train", "--config", str(config), "--resume", "never"),
+            lambda config=config: run_verb(
+                "train", "--config", str(config), "--resume", "never", env=threads
+            ),
         )
     checkpoints = [
         str(_expect(out / "runs" / run / "checkpoints" / "last.ckpt"))
@@ -220,6 +228,7 @@ def _pipeline(opts: DemoOptions, step: StepRunner, urls: Path, configs: DemoConf
             corpus,
             "--out",
             str(out / "evaluation"),
+            env=threads,
         ),
     )
     examples = [out / "examples", out / "examples_noisy_reverb"]

@@ -20,8 +20,19 @@ from avforge.cluster import load_cluster_config
 from avforge.config import load_config
 from avforge.demo import DemoError, StepRunner, avforge_command, run_verb
 from avforge.demo_config import FULL, QUICK, write_demo_configs
+from avforge.demo_config.summary import check_ground_truth
+from avforge.synth.truth import TRUTH_FORMAT
 from curation.config import load_curate_config
-from manifests.schema import MixTask, Split
+from manifests import write_records
+from manifests.schema import (
+    MixTask,
+    RejectReason,
+    SegmentRecord,
+    SourceKind,
+    SourceRecord,
+    SourceStatus,
+    Split,
+)
 from mixing.config import MixingConfig
 from mixing.rirs import RirConfig
 from training.config import ModelKind, TrainConfig
@@ -51,6 +62,33 @@ def test_demo_configs_load_with_each_stage_loader(tmp_path, size):
         # evaluation recipes are not the training stream's
         assert cfg.data.mixing.seed != evaluation.seed
         assert cfg.data.mixing.duration_s == evaluation.duration_s
+
+
+def test_ground_truth_check_known_answer(tmp_path):
+    """One 10 s talk: clean 0-5 s, two faces 5-10 s; kept 0-4 and 8-10, rejected 4-8."""
+    corpus, videos = tmp_path / "corpus", tmp_path / "videos"
+    videos.mkdir()
+    source = SourceRecord(
+        "url-1", "http://127.0.0.1:9/talk%201.mp4", SourceKind.URL, SourceStatus.OK, duration_s=10.0
+    )
+    write_records(str(corpus), "sources", "url-1", [source])
+    segments = [
+        SegmentRecord("a", "url-1", 0.0, 4.0, True),
+        SegmentRecord("b", "url-1", 4.0, 8.0, False, RejectReason.MULTIPLE_FACES),
+        SegmentRecord("c", "url-1", 8.0, 10.0, True),
+    ]
+    write_records(str(corpus), "segments", "url-1", segments)
+    sections = [
+        {"kind": "clean", "start_s": 0.0, "end_s": 5.0, "clean_single_speaker": True},
+        {"kind": "two_faces", "start_s": 5.0, "end_s": 10.0, "clean_single_speaker": False},
+    ]
+    truth = {"format": TRUTH_FORMAT, "sections": sections, "clean_single_speaker_s": 5.0}
+    (videos / "talk 1.json").write_text(json.dumps(truth))
+    check = check_ground_truth(corpus, videos)
+    rows = {r.kind: (r.segments, r.kept, r.reasons) for r in check.rows}
+    assert rows == {"clean": (1, 1, {}), "two_faces": (2, 1, {"multiple_faces": 1})}
+    assert (check.kept_s, check.kept_clean_s, check.clean_s) == (6.0, 4.0, 5.0)
+    assert check.precision == pytest.approx(4 / 6) and check.recall == pytest.approx(0.8)
 
 
 def test_a_failing_verb_stops_with_the_step_and_the_reason(tmp_path, capfd):

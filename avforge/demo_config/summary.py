@@ -50,7 +50,7 @@ class DemoSummary:
     sources_failed: dict[str, int]
     segments_kept: int
     rejected_by_reason: dict[str, int]
-    by_scenario: list[ScenarioRow]
+    truth: GroundTruthCheck
     media_in_s: float
     """Seconds of source media curated."""
     clips_out_s: float
@@ -74,38 +74,70 @@ def _video_name(url: str) -> str:
     return Path(unquote(urlsplit(url).path)).name
 
 
-def _scenario_rows(corpus: Path, videos: Path) -> list[ScenarioRow]:
+@dataclass(frozen=True)
+class GroundTruthCheck:
+    """Curation against the videos' ground truth (``avforge.synth`` JSON next to each video)."""
+
+    rows: list[ScenarioRow]
+    kept_s: float
+    """Seconds of kept segments."""
+    clean_s: float
+    """Seconds of clean single-speaker sections."""
+    kept_clean_s: float
+    """Seconds of kept segments inside clean single-speaker sections."""
+
+    @property
+    def precision(self) -> float:
+        return self.kept_clean_s / self.kept_s if self.kept_s else float("nan")
+
+    @property
+    def recall(self) -> float:
+        return self.kept_clean_s / self.clean_s if self.clean_s else float("nan")
+
+
+def _overlap_s(a: tuple[float, float], b: tuple[float, float]) -> float:
+    return max(0.0, min(a[1], b[1]) - max(a[0], b[0]))
+
+
+def check_ground_truth(corpus: Path, videos: Path) -> GroundTruthCheck:
+    """Segments by the section kind they mostly lie in; kept seconds vs clean seconds (pure reads)."""
     from avforge.synth import load_truth  # the generator's package loads cv2: only when summarising
 
-    sources = manifests.read_sources(str(corpus)).to_pylist()
-    truth_by_source = {
-        s["source_id"]: load_truth(videos / _video_name(s["url"]))
-        for s in sources
-        if (videos / _video_name(s["url"])).with_suffix(".json").exists()
-    }
+    truths = {}
+    for s in manifests.read_sources(str(corpus)).to_pylist():
+        json_path = (videos / _video_name(s["url"])).with_suffix(".json")
+        if json_path.exists():
+            truths[s["source_id"]] = load_truth(json_path)
     counts: dict[str, list[int]] = {}
     reasons: dict[str, Counter[str]] = {}
+    kept_s = kept_clean_s = 0.0
     for seg in manifests.read_segments(str(corpus)).to_pylist():
-        truth = truth_by_source.get(seg["source_id"])
+        truth = truths.get(seg["source_id"])
         if truth is None:
             continue
+        span = (seg["start_s"], seg["end_s"])
         overlap: Counter[str] = Counter()
         for sec in truth["sections"]:
-            o = min(seg["end_s"], sec["end_s"]) - max(seg["start_s"], sec["start_s"])
-            if o > 0:
-                overlap[sec["kind"]] += o
-        if not overlap:
-            continue
+            overlap[sec["kind"]] += _overlap_s(span, (sec["start_s"], sec["end_s"]))
         kind = overlap.most_common(1)[0][0]
         row = counts.setdefault(kind, [0, 0])
         row[0] += 1
-        row[1] += int(seg["kept"])
-        if not seg["kept"]:
+        if seg["kept"]:
+            row[1] += 1
+            kept_s += span[1] - span[0]
+            kept_clean_s += sum(
+                _overlap_s(span, (sec["start_s"], sec["end_s"]))
+                for sec in truth["sections"]
+                if sec["clean_single_speaker"]
+            )
+        else:
             reasons.setdefault(kind, Counter())[str(seg["reason"])] += 1
-    return [
+    rows = [
         ScenarioRow(kind, n, kept, dict(sorted(reasons.get(kind, Counter()).items())))
         for kind, (n, kept) in sorted(counts.items())
     ]
+    clean_s = sum(float(t["clean_single_speaker_s"]) for t in truths.values())
+    return GroundTruthCheck(rows, kept_s, clean_s, kept_clean_s)
 
 
 def summarize_demo(
@@ -132,7 +164,7 @@ def summarize_demo(
         rejected_by_reason=dict(
             sorted(Counter(str(s["reason"]) for s in segments if not s["kept"]).items())
         ),
-        by_scenario=_scenario_rows(corpus, out / "videos"),
+        truth=check_ground_truth(corpus, out / "videos"),
         media_in_s=sum(s["duration_s"] or 0.0 for s in ok),
         clips_out_s=sum(c["duration_s"] for c in clips),
         curate_wall_s=curate.wall_s,
@@ -163,10 +195,18 @@ def format_table(s: DemoSummary) -> str:
             f"({_reasons(s.rejected_by_reason)})",
         ),
     ]
-    for r in s.by_scenario:
+    for r in s.truth.rows:
         rows.append(
             (f"  {r.kind} sections", f"{r.segments} segments, {r.kept} kept; {_reasons(r.reasons)}")
         )
+    rows.append(
+        (
+            "kept vs ground truth",
+            f"precision {s.truth.precision:.2f} ({s.truth.kept_clean_s:.0f} of {s.truth.kept_s:.0f} "
+            f"kept s are clean single-speaker speech), recall {s.truth.recall:.2f} (of "
+            f"{s.truth.clean_s:.0f} clean s)",
+        )
+    )
     share = s.clips_out_s / s.media_in_s if s.media_in_s else 0.0
     rows += [
         (
