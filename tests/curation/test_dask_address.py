@@ -75,11 +75,11 @@ def scheduler_and_workers(tmp_path):
                 p.wait(timeout=10)
 
 
-def test_curate_through_an_address_cluster(scheduler_and_workers, scenario_videos, tmp_path):
+def test_curate_through_an_address_cluster(scheduler_and_workers, clean_talk, tmp_path):
     talks = tmp_path / "talks"
     talks.mkdir()
     for i in range(3):
-        shutil.copyfile(scenario_videos["clean_talk"], talks / f"talk{i}.mp4")
+        shutil.copyfile(clean_talk, talks / f"talk{i}.mp4")
     (talks / "broken.mp4").write_bytes(b"\x00" * 1000)
     cluster = tmp_path / "dask_cluster.yaml"
     cluster.write_text(yaml.safe_dump({"type": "address", "address": scheduler_and_workers}))

@@ -24,7 +24,6 @@ from curation.sources import parse_avspeech_csv, parse_url_list, scan_folder
 from tests.helpers.curation_videos import (
     cached,
     render,
-    scenario_clean,
     scenario_mixed,
     score_against_truth,
 )
@@ -38,13 +37,11 @@ CFG = CurateConfig(run=RunConfig(progress=False))
 
 
 @pytest.fixture(scope="module")
-def talks(tmp_path_factory):
+def talks(tmp_path_factory, clean_talk):
     """Served folder: the mixed scenario (every section kind) and a short clean talk."""
     folder = tmp_path_factory.mktemp("talks")
     mixed = cached(tmp_path_factory, "mixed", lambda d: render(d, scenario_mixed()))
-    clean = cached(
-        tmp_path_factory, "clean_axb", lambda d: render(d, scenario_clean("clean_axb", "axb"))
-    )
+    clean = clean_talk
     for p in (mixed, clean):
         (folder / p.name).write_bytes(p.read_bytes())
         (folder / p.with_suffix(".json").name).write_bytes(p.with_suffix(".json").read_bytes())
@@ -208,15 +205,11 @@ def test_avspeech_hints_pick_the_track_and_ranges_keep_source_times(tmp_path_fac
     assert nowhere_rows and {r["reason"] for r in nowhere_rows} == {"face_hint_mismatch"}
 
 
-def test_avspeech_rows_with_a_url_or_a_local_path_curate_to_the_same_clips(
-    tmp_path_factory, tmp_path
-):
+def test_avspeech_rows_with_a_url_or_a_local_path_curate_to_the_same_clips(clean_talk, tmp_path):
     """What ``avforge export avspeech-csv`` writes for non-YouTube sources re-curates: a row naming
     an http(s) URL (ranged fetch, a stream copy) and a row naming the same file by its absolute path
     (read in place) keep the same windows with the same audio."""
-    clean = cached(
-        tmp_path_factory, "clean_axb", lambda d: render(d, scenario_clean("clean_axb", "axb"))
-    )
+    clean = clean_talk
     truth = load_truth(clean)
     x0, y0, x1, y1 = truth["sections"][0]["faces"][0]["box_xyxy"]
     hint = f"1.5,7.5,{(x0 + x1) / 2 / truth['width']:.4f},{(y0 + y1) / 2 / truth['height']:.4f}"
@@ -304,10 +297,8 @@ def test_cli_rejects_bad_config_and_sources_with_one_line(tmp_path):
     assert not (tmp_path / "c").exists()
 
 
-def test_a_remote_corpus_url_works_through_fsspec(tmp_path_factory):
-    clean = cached(
-        tmp_path_factory, "clean_axb", lambda d: render(d, scenario_clean("clean_axb", "axb"))
-    )
+def test_a_remote_corpus_url_works_through_fsspec(clean_talk):
+    clean = clean_talk
     corpus = "memory://avforge-test-corpus"
     summary = curate(scan_folder(clean.parent), corpus, CFG, SYNC)
     assert summary.sources_ok == 1 and summary.segments_kept >= 1
