@@ -5,9 +5,9 @@ Built on mixing's recipe sampler (:class:`mixing.sampler.RecipeSampler`: recipe 
 
 - :class:`MixtureSource`: the samplers and renderers of the corpora for one split. Item ``index`` of
   ``epoch`` picks its corpus with a generator seeded by (seed, epoch, index) (corpora weighted by
-  their clip counts), then renders that corpus's recipe ``(epoch, index)``. A recipe that cannot be
-  rendered (:class:`mixing.render.MixingError`, e.g. a silent crop) is replaced by recipe
-  ``index + attempt * 2**40`` of the same epoch, so the stream stays a pure function of its position.
+  their clip counts), then renders that corpus's item ``(epoch, index)`` with
+  :func:`mixing.render.render_item`, the one place where a recipe with a silent crop is redrawn
+  (``attempt`` 1, 2, ... of the same item), so the stream stays a pure function of its position.
 - :class:`MixtureStream`: an ``IterableDataset`` of whole batches. Global batch ``g`` of an epoch holds
   items ``g * B .. g * B + B - 1``; DDP rank ``r`` of ``W`` takes local steps ``s`` = batches
   ``s * W + r`` (every rank the same count: no hang at the epoch end, no item twice), and DataLoader
@@ -28,12 +28,9 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from manifests.schema import MixtureSpec, Split
 from mixing.config import FaceStream, MixingConfig
-from mixing.render import MixingError, MixtureRenderer, RenderedMixture
+from mixing.render import MixingError, MixtureRenderer, RenderedMixture, render_item
 from mixing.sampler import RecipeSampler
 from training.batch import SeparationBatch
-
-MAX_ATTEMPTS = 8
-RETRY_STRIDE = 2**40
 
 
 class DataError(ValueError):
@@ -92,19 +89,18 @@ class MixtureSource:
         return int(rng.choice(len(self.samplers), p=self.weights))
 
     def recipe(self, epoch: int, index: int) -> tuple[int, MixtureSpec]:
-        """(corpus number, recipe) of item ``index`` of ``epoch`` (before any render retry)."""
+        """(corpus number, recipe) of item ``index`` of ``epoch`` (before any redraw)."""
         c = self._corpus_for(epoch, index)
         return c, self.samplers[c](epoch=epoch, index=index)
 
     def item(self, epoch: int, index: int) -> RenderedMixture:
-        """Item ``index`` of ``epoch``, rendered (see the module docstring for retries)."""
-        for attempt in range(MAX_ATTEMPTS):
-            c, spec = self.recipe(epoch, index + attempt * RETRY_STRIDE)
-            try:
-                return self.renderers[c](spec)
-            except MixingError:
-                continue
-        raise DataError(f"item {index} of epoch {epoch}: {MAX_ATTEMPTS} recipes failed to render")
+        """Item ``index`` of ``epoch``, rendered by :func:`mixing.render.render_item` (which
+        redraws silent recipes); a recipe that cannot be rendered raises :class:`DataError`."""
+        c = self._corpus_for(epoch, index)
+        try:
+            return render_item(self.renderers[c], self.samplers[c], epoch=epoch, index=index)
+        except MixingError as exc:
+            raise DataError(f"{self.corpora[c]}: {exc}") from exc
 
 
 class MixtureStream(IterableDataset):

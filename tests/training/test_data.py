@@ -75,6 +75,43 @@ def test_multiple_corpora_are_mixed_by_clip_count(corpus, tmp_path) -> None:
     assert 60 < sum(picks) < 140  # equal clip counts: about half from each
 
 
+def _with_silent_clip(corpus, tmp_path):
+    """A copy of ``corpus`` with one more train clip (its own source and speaker) of pure silence."""
+    import numpy as np
+
+    import manifests
+    from manifests.schema import ClipRecord
+
+    copy = shutil.copytree(corpus, tmp_path / "with-silence")
+    manifests.write_media_shard(
+        str(copy / "media" / "silent.arrow"),
+        [manifests.MediaRecord.from_audio("silent", np.zeros(32000, np.float32), 16000)],
+    )
+    clip = ClipRecord(
+        "silent", "src-silent", 0, 2, 2, None, 50, 16000, 32000, Split.TRAIN, "silent.arrow", 0
+    )
+    manifests.write_records(str(copy), "clips", "silent", [clip])
+    return copy
+
+
+def test_silent_recipes_are_redrawn_by_mixing_render_item(corpus, tmp_path) -> None:
+    from mixing.render import render_item
+
+    copy = _with_silent_clip(corpus, tmp_path)
+    source = _source(copy)
+    sampler, renderer = source.samplers[0], source.renderers[0]
+    items = [source.item(3, i) for i in range(24)]
+    # one mechanism: the training item is exactly mixing's render_item of the same position
+    for i, item in enumerate(items):
+        expected = render_item(renderer, sampler, epoch=3, index=i)
+        assert item.spec == expected.spec
+        assert torch.equal(torch.from_numpy(item.mixture), torch.from_numpy(expected.mixture))
+    redrawn = [it.spec for it in items if "-a" in it.spec.mixture_id]
+    assert redrawn, "some first draws should have picked the silent clip"
+    assert all("silent" not in spec.clip_ids for spec in redrawn)
+    assert all(sampler(epoch=3, index=spec.index).clip_ids.count("silent") for spec in redrawn)
+
+
 def test_missing_split_is_a_clear_error(corpus) -> None:
     cfg = split_config(MixingConfig(task=MixTask.THREE_SPEAKERS), Split.TRAIN, FaceStream.NONE)
     with pytest.raises(DataError, match="speakers"):
