@@ -263,11 +263,11 @@ def _serve_until_interrupted(base_url: str) -> None:
         typer.echo("stopped", err=True)
 
 
-def _summarise(out: Path, step: StepRunner, examples: list[Path]) -> str:
+def _summarise(out: Path, step: StepRunner, examples: list[Path], train_steps: int) -> str:
     from manifests import ManifestError
 
     try:
-        return format_table(summarize_demo(out, step.timings, examples, CURATE_STEP))
+        return format_table(summarize_demo(out, step.timings, examples, CURATE_STEP, train_steps))
     except (ManifestError, KeyError, ValueError) as exc:
         raise DemoError(f"cannot read the demo's outputs back: {exc!r}") from None
 
@@ -286,7 +286,7 @@ def _run_steps(opts: DemoOptions, step: StepRunner, server: LoopbackServer) -> s
     step("serve them on 127.0.0.1", serve)
     configs = step("write the configs", lambda: write_demo_configs(out, opts.size))
     examples = _pipeline(opts, step, urls, configs)
-    return step("summarise", lambda: _summarise(out, step, examples))
+    return step("summarise", lambda: _summarise(out, step, examples, opts.size.train_steps))
 
 
 def run_demo(opts: DemoOptions) -> int:

@@ -176,7 +176,9 @@ def test_quick_demo_end_to_end(tmp_path):
         assert summary[model]["count"] == 2 * QUICK.eval_mixtures
         si_sdri = summary[model]["si_sdri_db"]
         assert -60.0 < si_sdri < 60.0
-        assert re.search(rf"SI-SDRi {model}\s+{si_sdri:+.2f} dB", table)
+        assert re.search(
+            rf"SI-SDRi {model}\s+{si_sdri:+.2f} dB after {QUICK.train_steps} steps", table
+        )
 
     examples = re.findall(r"^\s+example\s+(\S+)$", table, flags=re.M)
     assert len(examples) == 2 * QUICK.examples

@@ -65,6 +65,8 @@ class DemoSummary:
     eval_mixtures: int
     eval_split: str
     train_split_sources: int
+    train_steps: int
+    """Optimiser steps of each model."""
     report: Path
     examples: list[Path]
     timings: list[StepTiming] = field(default_factory=list)
@@ -145,6 +147,7 @@ def summarize_demo(
     timings: list[StepTiming],
     examples: list[Path],
     curate_step: str,
+    train_steps: int,
 ) -> DemoSummary:
     """Read the demo's outputs under ``out`` (see the module docstring)."""
     corpus = out / "corpus"
@@ -175,6 +178,7 @@ def summarize_demo(
         eval_mixtures=mixtures.num_rows,
         eval_split=",".join(sorted(set(mixtures.column("split").to_pylist()))),
         train_split_sources=len({c["source_id"] for c in clips if c["split"] == "train"}),
+        train_steps=train_steps,
         report=corpus / "report.html",
         examples=examples,
         timings=timings,
@@ -226,8 +230,8 @@ def format_table(s: DemoSummary) -> str:
         rows.append(
             (
                 f"SI-SDRi {model}",
-                f"{value:+.2f} dB (2 clean speakers, {s.eval_mixtures} mixtures, "
-                f"{s.eval_speakers[model]} separated speakers)",
+                f"{value:+.2f} dB after {s.train_steps} steps (2 clean speakers, "
+                f"{s.eval_mixtures} mixtures, {s.eval_speakers[model]} separated speakers)",
             )
         )
     rows.append(
