@@ -13,10 +13,9 @@ Contract:
 - failures: a clip whose face position is unknown (no ``face_x``/``face_y``, no face track, or a source
   without a frame size) is left out and listed in :attr:`AvspeechExport.skipped` with the reason.
 
-Re-curation: ``avforge curate FILE.csv`` (``curation.sources.parse_avspeech_csv``) reads every YouTube-id
-row back as an AVSpeech source whose hint is the clip's range and face, so curating the export again
-finds the same clips. That parser accepts only 11-character YouTube ids in the first column today: a row
-holding a URL or a path comes back as an ``invalid_source`` row (see docs/interop.md).
+Re-curation: ``avforge curate FILE.csv`` (``curation.sources.parse_avspeech_csv``) reads every row back
+as an AVSpeech source whose hint is the clip's range and face (a YouTube id through the URL template, a
+URL fetched as given, an absolute path read in place), so curating the export again finds the same clips.
 """
 
 from __future__ import annotations
