@@ -23,7 +23,10 @@ def register(app: typer.Typer) -> None:
     @app.command("curate")
     def curate(
         sources: Path = typer.Argument(..., help="URL list, AVSpeech CSV, or folder of videos."),
-        out: Path = typer.Option(..., "--out", help="Corpus folder (created or grown)."),
+        # str, not Path: a Path would turn s3://b/c into the local folder s3:/b/c
+        out: str = typer.Option(
+            ..., "--out", help="Corpus folder or fsspec URL (created or grown)."
+        ),
         config: Path | None = typer.Option(None, "--config", help="Curation config YAML."),
         cluster: Path | None = typer.Option(None, "--cluster", help="dask_cluster.yaml."),
     ) -> None:
@@ -31,6 +34,7 @@ def register(app: typer.Typer) -> None:
         from avforge.cluster import load_cluster_config
         from avforge.config import ConfigError
         from curation.config import load_curate_config
+        from curation.faces import FaceModelError
         from curation.pipeline import curate as run_curate
         from curation.sources import SourcesError, read_sources_arg
 
@@ -43,16 +47,25 @@ def register(app: typer.Typer) -> None:
             return
         typer.echo(f"curating {len(items)} source(s) into {out}", err=True)
         try:
-            summary = run_curate(items, str(out), cfg, cluster_cfg)
+            summary = run_curate(items, out, cfg, cluster_cfg)
         except PermissionError as exc:
             _fail(f"cannot write the corpus: {exc}")
+            return
+        except FaceModelError as exc:  # before FileNotFoundError: it is one
+            _fail(str(exc))
+            return
+        except FileNotFoundError as exc:  # a missing binary (ffmpeg, ffprobe) or model file
+            _fail(f"{exc} (is ffmpeg installed? see docs/troubleshooting.md)")
+            return
+        except ConfigError as exc:  # e.g. a cluster type whose optional package is missing
+            _fail(str(exc))
             return
         typer.echo(summary.format())
 
     @app.command("report")
     def report(
-        corpus: Path = typer.Argument(..., help="Corpus folder."),
-        out: Path | None = typer.Option(
+        corpus: str = typer.Argument(..., help="Corpus folder or fsspec URL."),
+        out: str | None = typer.Option(
             None, "--out", help="HTML file to write (default: CORPUS/report.html)."
         ),
     ) -> None:
@@ -61,7 +74,7 @@ def register(app: typer.Typer) -> None:
         from manifests.io import ManifestError
 
         try:
-            path = write_report(str(corpus), None if out is None else str(out))
+            path = write_report(corpus, out)
         except ManifestError as exc:
             _fail(str(exc))
             return

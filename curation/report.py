@@ -21,14 +21,13 @@ import html
 import io
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import yaml
 
 import manifests
-from manifests.io import exists, join
+from manifests.io import atomic_write_bytes, exists, join
 from manifests.schema import RejectReason
 
 DECISION_ORDER = (
@@ -227,10 +226,12 @@ def render_html(corpus: str, d: ReportData, max_thumbnails: int = 8) -> str:
     return "\n".join(parts)
 
 
-def write_report(corpus: str, out_path: str | None = None) -> Path:
-    """Write the HTML report of ``corpus`` to ``out_path`` (default ``corpus/report.html``)."""
+def write_report(corpus: str, out_path: str | None = None) -> str:
+    """Write the HTML report of ``corpus`` to ``out_path`` (default ``corpus/report.html``).
+
+    Both may be local paths or fsspec URLs; the page is written atomically. Returns where it went.
+    """
     d = report_data(corpus)
-    path = Path(out_path) if out_path is not None else Path(corpus) / "report.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_html(corpus, d), encoding="utf-8")
+    path = out_path if out_path is not None else join(corpus, "report.html")
+    atomic_write_bytes(path, render_html(corpus, d).encode("utf-8"))
     return path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,8 +82,8 @@ def test_report_numbers_are_known_answers(corpus):
 
 def test_report_html_embeds_valid_pngs(corpus):
     path = write_report(str(corpus))
-    assert path == corpus / "report.html"
-    page = path.read_text()
+    assert Path(path) == corpus / "report.html"
+    page = Path(path).read_text()
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(images) == 3  # funnel, histograms, thumbnails
     for b64 in images:
