@@ -86,6 +86,8 @@ class RenderConfig:
     face_stream: FaceStream = FaceStream.CROPS
     face_size_px: int | None = None
     """Resize face crops to this square size; None keeps the stored size (all clips must agree)."""
+    face_cache_mb: int = 256
+    """Decoded face crops kept per process (per DataLoader worker), by clip; 0: decode every time."""
 
     def __post_init__(self) -> None:
         check_range(self, "sample_rate_hz", 8000, 48000)
@@ -95,6 +97,7 @@ class RenderConfig:
         check_range(self, "active_threshold_db", -80.0, 0.0)
         check_range(self, "active_floor_db", -120.0, -20.0)
         check_range(self, "face_size_px", 8, 512)
+        check_range(self, "face_cache_mb", 0, 1 << 20)
         samples_per_frame = self.sample_rate_hz / self.fps
         if abs(samples_per_frame - round(samples_per_frame)) > 1e-9:
             raise ConfigError(

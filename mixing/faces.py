@@ -5,7 +5,9 @@ Contract: for a recipe with ``n`` speakers and ``V = num_video_frames(T)`` frame
 ``embeddings`` (n, V, D) float32 or None, as the render config asks. Mixture frame ``k`` shows clip
 frame ``offset_frames + k - start_frames``; the mask is False (and crop / embedding zeros) before a
 speaker starts, past its clip's end, where ``face_present`` is False, and for clips without that
-stream. Crops are decoded from the media shard's JPEGs through :class:`manifests.MediaReader`.
+stream. Crops are decoded from the media shard's JPEGs once per clip and process and kept in a
+bounded LRU cache (:mod:`mixing.face_cache`, ``RenderConfig.face_cache_mb``), at reduced JPEG scale
+when the requested size is at most half the stored one.
 
 Failure modes: a config asking for a stream that no clip of the corpus has raises
 :class:`MixingError` when the streams are set up; a corrupt JPEG raises ``ManifestError``.
@@ -23,6 +25,7 @@ from manifests.schema import MixtureSpec
 from mixing import functional as F
 from mixing.config import FaceStream, RenderConfig
 from mixing.errors import MixingError
+from mixing.face_cache import CropCache
 
 
 class FaceStreams:
@@ -36,6 +39,11 @@ class FaceStreams:
         self.config = config
         self.corpus = corpus
         self.crop_size_px, self.embedding_dim = self._face_shapes()
+        self.crop_cache = (
+            None
+            if self.crop_size_px is None
+            else CropCache(reader, self.crop_size_px, config.face_cache_mb << 20)
+        )
 
     def _face_shapes(self) -> tuple[int | None, int | None]:
         stream = self.config.face_stream
@@ -87,13 +95,12 @@ class FaceStreams:
             present = track.present[clip_first : clip_first + count]
             mask[i, first : first + count] = present
             if crops is not None and media.has_crops:
-                frames = self.reader.face_crops(
+                frames = self.crop_cache.crops(  # type: ignore[union-attr]
                     media.path, media.row, clip_first, clip_first + count
                 )
-                if frames.shape[1] != self.crop_size_px:
-                    frames = _resize(frames, self.crop_size_px)
-                frames[~present] = 0
-                crops[i, first : first + count] = frames
+                placed = crops[i, first : first + frames.shape[0]]
+                placed[:] = frames
+                placed[~present[: frames.shape[0]]] = 0
             if emb is not None and media.has_embeddings:
                 vectors = self.reader.embeddings(media.path, media.row)
                 if vectors is not None and vectors.shape[1] == self.embedding_dim:
@@ -103,12 +110,3 @@ class FaceStreams:
         if crops is None and emb is None and cfg.face_stream != FaceStream.NONE:
             raise MixingError(f"recipe {spec.mixture_id}: no face stream available")
         return mask, crops, emb
-
-
-def _resize(frames: np.ndarray, size: int) -> np.ndarray:
-    import cv2
-
-    out = np.zeros((frames.shape[0], size, size, 3), np.uint8)
-    for k, frame in enumerate(frames):
-        out[k] = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
-    return out
