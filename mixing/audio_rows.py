@@ -31,11 +31,12 @@ MAX_ROWS = 65536
 class RowAudio:
     """One media row's samples and per-frame statistics (see the module docstring)."""
 
-    __slots__ = ("factor", "frame_len", "samples", "stats")
+    __slots__ = ("factor", "frame_len", "num_samples", "samples", "stats")
 
     def __init__(self, samples: np.ndarray, frame_len: int) -> None:
         self.samples = samples
         """(N,) int16 (PCM16) or float32 zero-copy view of the shard cell."""
+        self.num_samples = int(samples.shape[0])
         self.factor = 1.0 / PCM16_SCALE if samples.dtype == np.int16 else 1.0
         """Factor that decodes ``samples`` to floats in -1..1 (a power of two: exact in float32)."""
         self.frame_len = frame_len
@@ -59,10 +60,6 @@ class RowAudio:
     def frame_peaks(self) -> np.ndarray:
         """(N // frame_len,) largest decoded magnitude of each full frame."""
         return self.stats[1]
-
-    @property
-    def num_samples(self) -> int:
-        return int(self.samples.shape[0])
 
     def read_into(self, start: int, stop: int, out: np.ndarray) -> None:
         """Samples ``start:stop`` decoded into float32 ``out[: stop - start]`` (clipped at the end)."""

@@ -194,6 +194,10 @@ class MixtureRenderer:
         fl = self.frame_len
         length = F.seconds_to_samples(spec.duration_s, self.config.sample_rate_hz)
         n_frames = length // fl
+        if n_frames == 0:
+            raise MixingError(
+                f"recipe {spec.mixture_id}: {spec.duration_s} s is shorter than one level frame"
+            )
         n = len(spec.clip_ids)
         buf = np.empty((n + 2, length), np.float32)
         images, noise, mixture = buf[:n], buf[n], buf[n + 1]
@@ -215,8 +219,10 @@ class MixtureRenderer:
                 f"{self.config.active_floor_db} dBFS in the crop of {silent} (a silent crop)"
             )
         masks = speech >= (loudest * self.threshold_ratio)[:, None]
-        counts = masks.sum(axis=1)
-        levels = ((speech * masks).sum(axis=1) / counts).tolist()
+        counts = masks.sum(axis=1).tolist()
+        # sums[j][i]: power of source j (speakers, then the noise) summed over speaker i's mask
+        sums = (stats[0] @ masks.T).tolist()
+        levels = [sums[i][i] / counts[i] for i in range(n)]
         ref = spec.reference
         ref_gain = F.db_to_amplitude(spec.gains_db[ref])
         ref_power = levels[ref] * ref_gain**2
@@ -225,9 +231,7 @@ class MixtureRenderer:
             for i in range(n)
         ]
         if spec.noise_id is not None:
-            gains.append(
-                self._noise_gain(spec, stats[0, n], masks[ref], int(counts[ref]), ref_power)
-            )
+            gains.append(self._noise_gain(spec, sums[n][ref] / counts[ref], ref_power))
         else:
             gains.append(0.0)
             noise[:] = 0.0
@@ -254,9 +258,9 @@ class MixtureRenderer:
         for i in range(1, n):
             mixture += images[i]
         # one peak guard for everything, from peaks known without a pass where possible
-        scaled = stats[1] * np.array(gains)[:, None]
-        peaks = [float(scaled.max()) if n_frames else 0.0, *raw_peaks]
-        bound = (float(scaled.sum(axis=0).max()) if n_frames else 0.0) + sum(raw_peaks)
+        peaks = [g * p for g, p in zip(gains, stats[1].max(axis=1).tolist(), strict=True)]
+        peaks += raw_peaks  # (direct sources' rows of stats[1] are zeros: they count 0 above)
+        bound = float((np.array(gains) @ stats[1]).max()) + sum(raw_peaks)
         if not aligned or not bound <= self.config.peak_max_abs * PEAK_BOUND_MARGIN:
             peaks.append(max(float(mixture.max()), -float(mixture.min())))
         if reverberant:
@@ -285,9 +289,10 @@ class MixtureRenderer:
         target in ``targets[i]``)."""
         sr, fl = self.config.sample_rate_hz, self.frame_len
         length = buf.shape[1]
-        audio = self.rows.get(*self.clips[spec.clip_ids[i]][:2])
-        start = F.seconds_to_samples(spec.starts_s[i], sr)
-        offset = F.seconds_to_samples(spec.offsets_s[i], sr)
+        media = self.clips[spec.clip_ids[i]]
+        audio = self.rows.get(media.path, media.row)
+        start = round(spec.starts_s[i] * sr)  # F.seconds_to_samples
+        offset = round(spec.offsets_s[i] * sr)
         rir_id = spec.rir_ids[i]
         if (
             aligned
@@ -314,7 +319,8 @@ class MixtureRenderer:
     ) -> tuple[RowAudio, int, int] | None:
         """Like :meth:`_speaker` for the recipe's noise (row ``n`` of ``buf`` and ``stats``)."""
         n = len(spec.clip_ids)
-        audio = self.rows.get(*self.noises[spec.noise_id][:2])  # type: ignore[index]
+        media = self.noises[spec.noise_id]  # type: ignore[index]
+        audio = self.rows.get(media.path, media.row)
         fl, length = self.frame_len, buf.shape[1]
         total = audio.num_samples
         offset = (
@@ -329,19 +335,11 @@ class MixtureRenderer:
             stats[0, n] = F.frame_powers(buf[n], fl)
         return None
 
-    def _noise_gain(
-        self,
-        spec: MixtureSpec,
-        powers: np.ndarray,
-        ref_mask: np.ndarray,
-        ref_count: int,
-        ref_power: float,
-    ) -> float:
-        """The noise's amplitude gain: ``noise_gain``, or from the SNR over the reference's active
-        frames."""
+    def _noise_gain(self, spec: MixtureSpec, noise_power: float, ref_power: float) -> float:
+        """The noise's amplitude gain: ``noise_gain``, or from the SNR given the noise's mean power
+        over the reference's active frames."""
         if spec.noise_gain is not None:
             return float(spec.noise_gain)
-        noise_power = float((powers * ref_mask).sum()) / ref_count
         if not noise_power > 0.0:
             raise SilentRecipeError(
                 f"recipe {spec.mixture_id}: noise {spec.noise_id!r} is silent where the "
