@@ -86,7 +86,7 @@ def avforge_command() -> list[str]:
     script = Path(sys.executable).with_name("avforge")
     if script.exists():
         return [str(script)]
-    return [sys.executable, "-c", "import sys; from avforge.cli import main; main()"]
+    return [sys.executable, "-c", "from avforge.cli import main; main()"]
 
 
 def run_verb(*args: str, env: dict[str, str] | None = None) -> None:
@@ -213,24 +213,19 @@ def _pipeline(opts: DemoOptions, step: StepRunner, urls: Path, configs: DemoConf
                 "train", "--config", str(config), "--resume", "never", env=threads
             ),
         )
-    checkpoints = [
-        str(_expect(out / "runs" / run / "checkpoints" / "last.ckpt"))
-        for run in ("audio_only", "audio_visual")
-    ]
-    step(
-        "evaluate both models",
-        lambda: run_verb(
-            "evaluate",
-            *checkpoints,
-            "--mixtures",
-            eval_set,
-            "--corpus",
-            corpus,
-            "--out",
-            str(out / "evaluation"),
-            env=threads,
-        ),
-    )
+
+    def evaluate() -> None:
+        checkpoints = [
+            str(_expect(out / "runs" / run / "checkpoints" / "last.ckpt"))
+            for run in ("audio_only", "audio_visual")
+        ]
+        evaluation = str(out / "evaluation")
+        run_verb(
+            "evaluate", *checkpoints, "--mixtures", eval_set, "--corpus", corpus,
+            "--out", evaluation, env=threads,
+        )  # fmt: skip
+
+    step("evaluate both models", evaluate)
     examples = [out / "examples", out / "examples_noisy_reverb"]
 
     def render_examples() -> None:
