@@ -119,9 +119,10 @@ def demo_scenarios(quick: bool = False) -> list[Scenario]:
             "talk_libri_m5",
             [
                 section(K.CLEAN, 8.0, "libri_m5"),
-                section(K.SILENCE, 3.0, "libri_m5"),
-                section(K.DUBBED, 3.0, "libri_m5", voice_id="libri_m6"),
-                section(K.CLEAN, 6.0, "libri_m5"),
+                section(K.SILENCE, 2.5, "libri_m5"),
+                # dubbed sections last >= 4.5 s so a whole 3 s window fits and reaches the sync check
+                section(K.DUBBED, 4.5, "libri_m5", voice_id="libri_m6"),
+                section(K.CLEAN, 5.0, "libri_m5"),
             ],
             seed=104,
         ),
@@ -137,12 +138,12 @@ def demo_scenarios(quick: bool = False) -> list[Scenario]:
         Scenario.from_parts(
             "panel_mixed",
             [
-                section(K.CLEAN, 5.0, "libri_f2"),
+                section(K.CLEAN, 4.0, "libri_f2"),
                 section(K.NOISY, 3.0, "libri_f2", snr_db=5.0, noise=NoiseSource.DISHES),
                 section(K.TWO_FACES, 4.0, "libri_f2", "libri_m6", alternate=True),
-                section(K.NO_FACE, 3.0, "libri_m6"),
+                section(K.NO_FACE, 2.5, "libri_m6"),
                 section(K.SILENCE, 2.0, "libri_f2"),
-                section(K.DUBBED, 3.0, "libri_f2", voice_id="arctic_m"),
+                section(K.DUBBED, 4.5, "libri_f2", voice_id="arctic_m"),
             ],
             seed=106,
         ),
