@@ -11,15 +11,17 @@ What is measured: mixtures per second in one process (one thread) for 2 speakers
   ``MixedCut`` per recipe built as ``cut1[.reverb_rir(rir1)].mix(cut2[.reverb_rir(rir2)], snr=SIR)
   .mix(noise, snr=SNR)`` with the recipe's offsets; timed: ``cut.load_audio()`` per cut.
 
-Lhotse is not a project dependency. It runs in its own environment, in a subprocess of this script
-(same machine, same run)::
+Lhotse always runs in a subprocess of this script (same machine, same run), by default with this
+interpreter when it can import lhotse (the project venv has it, the interop extra), else with
+``--lhotse-python`` (an environment of its own)::
 
-    python3 -m venv /tmp/benchvenv
-    /tmp/benchvenv/bin/pip install torch==2.13.0 lhotse urllib3
-    .venv/bin/python benchmarks/mixing.py --lhotse-python /tmp/benchvenv/bin/python
+    .venv/bin/python benchmarks/mixing.py --count 300 --rounds 7
 
-Without ``--lhotse-python`` (and no importable lhotse) only avforge is measured. Results are printed
-as a Markdown table and written as JSON to ``--out``.
+The two tools alternate every ``--chunk`` recipes (25), and who goes first alternates too, so both
+see the same machine load; per round the script sums each tool's wall and CPU seconds (CPU: this
+process, resp. the Lhotse worker process) and reports the medians over rounds of the per-round
+ratios. ``--lhotse-python ''`` measures avforge alone. Results are printed as a Markdown table and
+written as JSON to ``--out``; the scratch corpus is deleted unless ``--keep``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -200,6 +203,7 @@ def main() -> None:
     )
     parser.add_argument("--rooms", type=int, default=12)
     parser.add_argument("--out", default="bench_mixing.json")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch corpus and WAVs")
     parser.add_argument("--lhotse-worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.lhotse_worker:
@@ -314,6 +318,8 @@ def main() -> None:
         "results": results,
     }
     Path(args.out).write_text(json.dumps(report, indent=2))
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
     print(f"({report['date']}, {report['machine']}, load {report['load_average']})")
     print(
         "| setting | avforge mixtures/s (wall; CPU) | Lhotse mixtures/s (wall; CPU) "
