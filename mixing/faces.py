@@ -68,9 +68,12 @@ class FaceStreams:
         return size, dim
 
     def __call__(
-        self, spec: MixtureSpec
+        self, spec: MixtureSpec, *, crops_out: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-        """(face_mask (n, V) bool, crops (n, V, H, W, 3) uint8 | None, embeddings (n, V, D) | None)."""
+        """(face_mask (n, V) bool, crops (n, V, H, W, 3) uint8 | None, embeddings (n, V, D) | None).
+
+        ``crops_out``: a zero-filled uint8 (n, V, H, W, 3) array (e.g. one item of a batch array)
+        to render the crops into instead of a new one; it is returned as the crops."""
         cfg = self.config
         n_frames = F.num_video_frames(
             F.seconds_to_samples(spec.duration_s, cfg.sample_rate_hz), cfg.sample_rate_hz, cfg.fps
@@ -79,7 +82,16 @@ class FaceStreams:
         mask = np.zeros((n, n_frames), bool)
         crops = emb = None
         if self.crop_size_px is not None:
-            crops = np.zeros((n, n_frames, self.crop_size_px, self.crop_size_px, 3), np.uint8)
+            shape = (n, n_frames, self.crop_size_px, self.crop_size_px, 3)
+            if crops_out is None:
+                crops = np.zeros(shape, np.uint8)
+            elif crops_out.shape != shape or crops_out.dtype != np.uint8:
+                raise MixingError(
+                    f"recipe {spec.mixture_id}: crops_out is {crops_out.dtype} "
+                    f"{crops_out.shape}, the crops are uint8 {shape}"
+                )
+            else:
+                crops = crops_out
         if self.embedding_dim is not None:
             emb = np.zeros((n, n_frames, self.embedding_dim), np.float32)
         for i, clip_id in enumerate(spec.clip_ids):

@@ -88,13 +88,19 @@ PEAK_BOUND_MARGIN = 1.0 - 1e-5
 
 
 def render_item(
-    renderer: MixtureRenderer, sampler: RecipeSampler, *, epoch: int, index: int
+    renderer: MixtureRenderer,
+    sampler: RecipeSampler,
+    *,
+    epoch: int,
+    index: int,
+    crops_out: np.ndarray | None = None,
 ) -> RenderedMixture:
     """Draw and render item ``index`` of ``epoch``; a recipe with a silent crop is redrawn with
-    ``attempt`` 1, 2, ... (deterministically), up to ``MAX_ATTEMPTS`` times."""
+    ``attempt`` 1, 2, ... (deterministically), up to ``MAX_ATTEMPTS`` times. ``crops_out``: see
+    :meth:`MixtureRenderer.__call__` (a failed draw never writes to it)."""
     for attempt in range(MAX_ATTEMPTS):
         try:
-            return renderer(sampler(epoch=epoch, index=index, attempt=attempt))
+            return renderer(sampler(epoch=epoch, index=index, attempt=attempt), crops_out=crops_out)
         except SilentRecipeError:
             continue
     raise MixingError(f"item {index} of epoch {epoch}: {MAX_ATTEMPTS} draws were all silent")
@@ -349,8 +355,11 @@ class MixtureRenderer:
 
     # ------------------------------------------------------------------ faces
 
-    def __call__(self, spec: MixtureSpec) -> RenderedMixture:
-        """Render ``spec`` completely (audio and the configured face streams)."""
+    def __call__(
+        self, spec: MixtureSpec, *, crops_out: np.ndarray | None = None
+    ) -> RenderedMixture:
+        """Render ``spec`` completely (audio and the configured face streams); face crops go into
+        ``crops_out`` when given (see :class:`mixing.faces.FaceStreams`)."""
         mixture, images, targets, noise, scale = self.render_audio(spec)
-        mask, crops, emb = self.faces(spec)
+        mask, crops, emb = self.faces(spec, crops_out=crops_out)
         return RenderedMixture(mixture, images, targets, noise, mask, crops, emb, scale, spec)

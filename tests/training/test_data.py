@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -44,6 +45,15 @@ def test_stream_batches_are_deterministic_and_carry_faces(corpus) -> None:
     assert torch.allclose(batch.mixture, batch.sources.sum(1), atol=1e-6)
 
 
+def test_crops_rendered_into_the_batch_equal_stacked_items(corpus) -> None:
+    source = _source(corpus, FaceStream.CROPS)
+    batch = MixtureStream(source, batch_size=3, steps_per_epoch=1, epoch=4).render_batch([5, 6, 7])
+    items = [source.item(4, i) for i in (5, 6, 7)]
+    assert batch.faces is not None and batch.faces.any()
+    assert torch.equal(batch.faces, torch.from_numpy(np.stack([it.face_crops for it in items])))
+    assert torch.equal(batch.mixture, torch.from_numpy(np.stack([it.mixture for it in items])))
+
+
 @pytest.mark.parametrize("workers", [0, 2])
 def test_ranks_and_workers_split_the_epoch_without_duplicates(corpus, workers) -> None:
     source = _source(corpus)
@@ -77,8 +87,6 @@ def test_multiple_corpora_are_mixed_by_clip_count(corpus, tmp_path) -> None:
 
 def _with_silent_clip(corpus, tmp_path):
     """A copy of ``corpus`` with one more train clip (its own source and speaker) of pure silence."""
-    import numpy as np
-
     import manifests
     from manifests.schema import ClipRecord
 
