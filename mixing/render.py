@@ -191,8 +191,8 @@ class MixtureRenderer:
 
         A *direct* source (a dry crop, or the noise, at a frame-aligned offset inside its row:
         every sampled dry recipe) takes its frame powers and frame peaks from the per-row cache
-        (:mod:`mixing.audio_rows`) and is decoded, scaled and placed in one pass once its gain is
-        known; other sources (reverberant, running past the clip's end, looped noise) are
+        (:mod:`mixing.audio_rows`) and is decoded and scaled into its output row once its gain
+        is known; other sources (reverberant, running past the clip's end, looped noise) are
         decoded first and measured. Both give the same levels. The mixture's own peak pass is
         skipped when the per-frame sum of its parts' peaks stays under the guard.
         """
@@ -264,9 +264,10 @@ class MixtureRenderer:
         for i in range(1, n):
             mixture += images[i]
         # one peak guard for everything, from peaks known without a pass where possible
-        peaks = [g * p for g, p in zip(gains, stats[1].max(axis=1).tolist(), strict=True)]
-        peaks += raw_peaks  # (direct sources' rows of stats[1] are zeros: they count 0 above)
-        bound = float((np.array(gains) @ stats[1]).max()) + sum(raw_peaks)
+        magnitudes = [abs(g) for g in gains]
+        peaks = [g * p for g, p in zip(magnitudes, stats[1].max(axis=1).tolist(), strict=True)]
+        peaks += raw_peaks  # (the other sources' rows of stats[1] are zeros: 0 above)
+        bound = float((np.array(magnitudes) @ stats[1]).max()) + sum(raw_peaks)
         if not aligned or not bound <= self.config.peak_max_abs * PEAK_BOUND_MARGIN:
             peaks.append(max(float(mixture.max()), -float(mixture.min())))
         if reverberant:
