@@ -82,6 +82,8 @@ class RenderedMixture:
 
 
 MAX_ATTEMPTS = 16
+AudioOut = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""Where :meth:`MixtureRenderer.render_audio` may write: (images (n, T), noise (T,), mixture (T,))."""
 PEAK_BOUND_MARGIN = 1.0 - 1e-5
 """The mixture's own peak is skipped when its parts' peaks sum below ``peak_max_abs`` times this
 (the margin covers float32 rounding of the sum)."""
@@ -94,13 +96,15 @@ def render_item(
     epoch: int,
     index: int,
     crops_out: np.ndarray | None = None,
+    audio_out: AudioOut | None = None,
 ) -> RenderedMixture:
     """Draw and render item ``index`` of ``epoch``; a recipe with a silent crop is redrawn with
-    ``attempt`` 1, 2, ... (deterministically), up to ``MAX_ATTEMPTS`` times. ``crops_out``: see
-    :meth:`MixtureRenderer.__call__` (a failed draw never writes to it)."""
+    ``attempt`` 1, 2, ... (deterministically), up to ``MAX_ATTEMPTS`` times. ``crops_out``,
+    ``audio_out``: see :meth:`MixtureRenderer.__call__`."""
     for attempt in range(MAX_ATTEMPTS):
         try:
-            return renderer(sampler(epoch=epoch, index=index, attempt=attempt), crops_out=crops_out)
+            spec = sampler(epoch=epoch, index=index, attempt=attempt)
+            return renderer(spec, crops_out=crops_out, audio_out=audio_out)
         except SilentRecipeError:
             continue
     raise MixingError(f"item {index} of epoch {epoch}: {MAX_ATTEMPTS} draws were all silent")
@@ -182,12 +186,14 @@ class MixtureRenderer:
         return noise
 
     def render_audio(
-        self, spec: MixtureSpec
+        self, spec: MixtureSpec, *, out: AudioOut | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float]:
         """(mixture (T,), images (n, T), targets (n, T), noise (T,), peak scale) of ``spec``.
 
-        The arrays are views of one new buffer (rows: images, noise, mixture); for a dry recipe
-        ``targets`` *is* ``images`` (the same array: copy before modifying one in place).
+        The arrays are views of one new buffer (rows: images, noise, mixture), or the float32
+        arrays ``out = (images (n, T), noise (T,), mixture (T,))`` when given (e.g. items of batch
+        arrays; every element is written, also after a failed draw); for a dry recipe ``targets``
+        *is* ``images`` (the same array: copy before modifying one in place).
 
         A *direct* source (a dry crop, or the noise, at a frame-aligned offset inside its row:
         every sampled dry recipe) takes its frame powers and frame peaks from the per-row cache
@@ -205,8 +211,18 @@ class MixtureRenderer:
                 f"recipe {spec.mixture_id}: {spec.duration_s} s is shorter than one level frame"
             )
         n = len(spec.clip_ids)
-        buf = np.empty((n + 2, length), np.float32)
-        images, noise, mixture = buf[:n], buf[n], buf[n + 1]
+        if out is None:
+            block = np.empty((n + 2, length), np.float32)
+            images, noise, mixture = block[:n], block[n], block[n + 1]
+        else:
+            images, noise, mixture = out
+            if (
+                images.shape != (n, length)
+                or noise.shape != (length,)
+                or mixture.shape != (length,)
+            ):
+                raise MixingError(f"recipe {spec.mixture_id}: out arrays do not fit {n} x {length}")
+        buf = [*images, noise]  # the rows of the n + 1 sources
         reverberant = spec.rir_ids.count(None) != n
         targets = np.empty((n, length), np.float32) if reverberant else images
         # frame powers (0) and, for direct sources, frame peaks (1) of speakers 0..n-1 and noise n
@@ -244,20 +260,20 @@ class MixtureRenderer:
         # decode + scale + place (direct sources) or scale (the others), in place
         raw_peaks = []
         for i, item in enumerate(direct):
-            out = buf[i]
+            row = buf[i]
             if item is not None:
                 audio, offset, start = item
                 if start:
-                    out[:start] = 0.0
-                placed = out[start:]
+                    row[:start] = 0.0
+                placed = row[start:]
                 placed[:] = audio.samples[offset : offset + length - start]  # a plain cast: faster
                 placed *= np.float32(gains[i] * audio.factor)  # than one mixed-type multiply
             else:
-                out *= np.float32(gains[i])
-                raw_peaks.append(max(float(out.max()), -float(out.min())))
+                row *= np.float32(gains[i])
+                raw_peaks.append(max(float(row.max()), -float(row.min())))
             if reverberant and i < n:
                 if spec.rir_ids[i] is None:
-                    targets[i] = out
+                    targets[i] = row
                 else:
                     targets[i] *= np.float32(gains[i])
         np.add(images[0], noise, out=mixture)
@@ -277,16 +293,17 @@ class MixtureRenderer:
         peak, max_abs = max(peaks), self.config.peak_max_abs
         scale = 1.0 if peak <= max_abs else max_abs / peak * (1.0 - 1e-6)  # F.peak_scale_from_peaks
         if scale != 1.0:
-            buf *= np.float32(scale)
-            if reverberant:
-                targets *= np.float32(scale)
+            for signal in (
+                (images, noise, mixture, targets) if reverberant else (images, noise, mixture)
+            ):
+                signal *= np.float32(scale)
         return mixture, images, targets, noise, scale
 
     def _speaker(
         self,
         spec: MixtureSpec,
         i: int,
-        buf: np.ndarray,
+        buf: list[np.ndarray],
         targets: np.ndarray,
         stats: np.ndarray,
         aligned: bool,
@@ -295,7 +312,7 @@ class MixtureRenderer:
         crop (decoded later), else None with its unscaled image in ``buf[i]`` (and reverberant
         target in ``targets[i]``)."""
         sr, fl = self.config.sample_rate_hz, self.frame_len
-        length = buf.shape[1]
+        length = buf[i].shape[0]
         media = self.clips[spec.clip_ids[i]]
         audio = self.rows.get(media.path, media.row)
         start = round(spec.starts_s[i] * sr)  # F.seconds_to_samples
@@ -322,13 +339,13 @@ class MixtureRenderer:
         return None
 
     def _noise_source(
-        self, spec: MixtureSpec, buf: np.ndarray, stats: np.ndarray, aligned: bool
+        self, spec: MixtureSpec, buf: list[np.ndarray], stats: np.ndarray, aligned: bool
     ) -> tuple[RowAudio, int, int] | None:
         """Like :meth:`_speaker` for the recipe's noise (row ``n`` of ``buf`` and ``stats``)."""
         n = len(spec.clip_ids)
         media = self.noises[spec.noise_id]  # type: ignore[index]
         audio = self.rows.get(media.path, media.row)
-        fl, length = self.frame_len, buf.shape[1]
+        fl, length = self.frame_len, buf[n].shape[0]
         total = audio.num_samples
         offset = (
             F.seconds_to_samples(spec.noise_offset_s or 0.0, self.config.sample_rate_hz) % total
@@ -337,7 +354,7 @@ class MixtureRenderer:
             first = offset // fl
             stats[:, n] = audio.stats[:, first : first + length // fl]
             return audio, offset, 0
-        buf[n] = self._noise(spec, length)
+        buf[n][:] = self._noise(spec, length)
         if spec.noise_snr_db is not None:
             stats[0, n] = F.frame_powers(buf[n], fl)
         return None
@@ -357,10 +374,15 @@ class MixtureRenderer:
     # ------------------------------------------------------------------ faces
 
     def __call__(
-        self, spec: MixtureSpec, *, crops_out: np.ndarray | None = None
+        self,
+        spec: MixtureSpec,
+        *,
+        crops_out: np.ndarray | None = None,
+        audio_out: AudioOut | None = None,
     ) -> RenderedMixture:
-        """Render ``spec`` completely (audio and the configured face streams); face crops go into
-        ``crops_out`` when given (see :class:`mixing.faces.FaceStreams`)."""
-        mixture, images, targets, noise, scale = self.render_audio(spec)
+        """Render ``spec`` completely (audio and the configured face streams); the audio goes into
+        ``audio_out`` (see :meth:`render_audio`) and the face crops into ``crops_out`` (see
+        :class:`mixing.faces.FaceStreams`) when given."""
+        mixture, images, targets, noise, scale = self.render_audio(spec, out=audio_out)
         mask, crops, emb = self.faces(spec, crops_out=crops_out)
         return RenderedMixture(mixture, images, targets, noise, mask, crops, emb, scale, spec)

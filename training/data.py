@@ -28,7 +28,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from manifests.schema import MixtureSpec, Split
 from mixing.config import FaceStream, MixingConfig
-from mixing.render import MixingError, MixtureRenderer, RenderedMixture, render_item
+from mixing.render import AudioOut, MixingError, MixtureRenderer, RenderedMixture, render_item
 from mixing.sampler import RecipeSampler
 from training.batch import SeparationBatch
 
@@ -38,14 +38,25 @@ class DataError(ValueError):
 
 
 def collate(
-    items: Sequence[RenderedMixture], face_stream: FaceStream, crops: np.ndarray | None = None
+    items: Sequence[RenderedMixture],
+    face_stream: FaceStream,
+    crops: np.ndarray | None = None,
+    audio: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> SeparationBatch:
     """Stack rendered mixtures into a batch; faces are crops (uint8) or embeddings per ``face_stream``.
 
-    ``crops``: the batch's (B, n, V, H, W, 3) crops when the items were rendered into it."""
-    mixture = torch.from_numpy(np.stack([it.mixture for it in items]))
-    sources = torch.from_numpy(np.stack([it.targets for it in items]))
-    images = torch.from_numpy(np.stack([it.images for it in items]))
+    ``crops``, ``audio``: the batch's (B, n, V, H, W, 3) crops and (images (B, n, T), mixture
+    (B, T)) when the items were rendered into them (then only reverberant targets are stacked;
+    for dry items the sources are the images, one tensor)."""
+    if audio is None:
+        mixture = torch.from_numpy(np.stack([it.mixture for it in items]))
+        images = torch.from_numpy(np.stack([it.images for it in items]))
+    else:
+        images, mixture = (torch.from_numpy(a) for a in audio)
+    if audio is not None and all(it.targets is it.images for it in items):
+        sources = images
+    else:
+        sources = torch.from_numpy(np.stack([it.targets for it in items]))
     faces = None
     if face_stream == FaceStream.CROPS:
         if any(it.face_crops is None for it in items):
@@ -99,15 +110,25 @@ class MixtureSource:
         return c, self.samplers[c](epoch=epoch, index=index)
 
     def item(
-        self, epoch: int, index: int, *, crops_out: np.ndarray | None = None
+        self,
+        epoch: int,
+        index: int,
+        *,
+        crops_out: np.ndarray | None = None,
+        audio_out: AudioOut | None = None,
     ) -> RenderedMixture:
         """Item ``index`` of ``epoch``, rendered by :func:`mixing.render.render_item` (which
-        redraws silent recipes; face crops into ``crops_out`` when given); a recipe that cannot
-        be rendered raises :class:`DataError`."""
+        redraws silent recipes; audio and face crops into ``audio_out`` / ``crops_out`` when
+        given); a recipe that cannot be rendered raises :class:`DataError`."""
         c = self._corpus_for(epoch, index)
         try:
             return render_item(
-                self.renderers[c], self.samplers[c], epoch=epoch, index=index, crops_out=crops_out
+                self.renderers[c],
+                self.samplers[c],
+                epoch=epoch,
+                index=index,
+                crops_out=crops_out,
+                audio_out=audio_out,
             )
         except MixingError as exc:
             raise DataError(f"{self.corpora[c]}: {exc}") from exc
@@ -155,20 +176,26 @@ class MixtureStream(IterableDataset):
             yield self.render_batch(self.batch_indices(step))
 
     def render_batch(self, indices: Sequence[int]) -> SeparationBatch:
-        """The items ``indices`` of this epoch as one batch. Face crops (5.6 MB per 2-speaker item
-        at 112 px) are rendered straight into the batch array instead of being stacked afterwards."""
+        """The items ``indices`` of this epoch as one batch. Audio and face crops (5.6 MB per
+        2-speaker item at 112 px) are rendered straight into the batch arrays (shaped after the
+        first item) instead of being stacked afterwards."""
         face_stream = self.source.mixing.render.face_stream
         first = self.source.item(self.epoch, indices[0])
-        if face_stream != FaceStream.CROPS or first.face_crops is None:
-            rest = [self.source.item(self.epoch, i) for i in indices[1:]]
-            return collate([first, *rest], face_stream)
-        crops = np.zeros((len(indices), *first.face_crops.shape), np.uint8)
-        crops[0] = first.face_crops
-        rest = [
-            self.source.item(self.epoch, i, crops_out=crops[j])
-            for j, i in enumerate(indices[1:], start=1)
-        ]
-        return collate([first, *rest], face_stream, crops=crops)
+        b, (n, length) = len(indices), first.images.shape
+        images = np.empty((b, n, length), np.float32)
+        mixture = np.empty((b, length), np.float32)
+        noise = np.empty(length, np.float32)  # not part of a batch: one scratch row
+        images[0], mixture[0] = first.images, first.mixture
+        crops = None
+        if face_stream == FaceStream.CROPS and first.face_crops is not None:
+            crops = np.zeros((b, *first.face_crops.shape), np.uint8)
+            crops[0] = first.face_crops
+        items = [first]
+        for j, i in enumerate(indices[1:], start=1):
+            out = (images[j], noise, mixture[j])
+            crops_out = None if crops is None else crops[j]
+            items.append(self.source.item(self.epoch, i, audio_out=out, crops_out=crops_out))
+        return collate(items, face_stream, crops=crops, audio=(images, mixture))
 
 
 class FrozenMixtures(Dataset):

@@ -74,21 +74,3 @@ def test_corrupt_jpeg_is_a_manifest_error(tmp_path) -> None:
     write_media_shard(path, [record])
     with pytest.raises(ManifestError, match="frame 0: corrupt JPEG"):
         CropCache(MediaReader(), 8, max_bytes=1 << 20).crops(path, 0, 0, 2)
-
-
-def test_crops_rendered_into_a_given_array(corpus) -> None:
-    from manifests.schema import MixTask
-    from mixing.config import FaceStream, RenderConfig, preset_config
-    from mixing.errors import MixingError
-    from mixing.render import MixtureRenderer, render_item
-    from mixing.sampler import RecipeSampler
-
-    cfg = preset_config(MixTask.TWO_SPEAKERS, render=RenderConfig(face_stream=FaceStream.CROPS))
-    renderer = MixtureRenderer(str(corpus), cfg.render)
-    sampler = RecipeSampler.from_corpus(str(corpus), cfg)
-    fresh = render_item(renderer, sampler, epoch=0, index=3)
-    out = np.zeros_like(fresh.face_crops)
-    given = render_item(renderer, sampler, epoch=0, index=3, crops_out=out)
-    assert given.face_crops is out and np.array_equal(out, fresh.face_crops) and out.any()
-    with pytest.raises(MixingError, match="crops_out is uint8"):
-        renderer(fresh.spec, crops_out=np.zeros((2, 75, 16, 16, 3), np.uint8))

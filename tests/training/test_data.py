@@ -45,13 +45,15 @@ def test_stream_batches_are_deterministic_and_carry_faces(corpus) -> None:
     assert torch.allclose(batch.mixture, batch.sources.sum(1), atol=1e-6)
 
 
-def test_crops_rendered_into_the_batch_equal_stacked_items(corpus) -> None:
+def test_audio_and_crops_rendered_into_the_batch_equal_stacked_items(corpus) -> None:
     source = _source(corpus, FaceStream.CROPS)
     batch = MixtureStream(source, batch_size=3, steps_per_epoch=1, epoch=4).render_batch([5, 6, 7])
     items = [source.item(4, i) for i in (5, 6, 7)]
     assert batch.faces is not None and batch.faces.any()
     assert torch.equal(batch.faces, torch.from_numpy(np.stack([it.face_crops for it in items])))
     assert torch.equal(batch.mixture, torch.from_numpy(np.stack([it.mixture for it in items])))
+    assert torch.equal(batch.sources, torch.from_numpy(np.stack([it.targets for it in items])))
+    assert torch.equal(batch.images, torch.from_numpy(np.stack([it.images for it in items])))
 
 
 @pytest.mark.parametrize("workers", [0, 2])
