@@ -211,9 +211,11 @@ class MixtureRenderer:
                 f"recipe {spec.mixture_id}: {spec.duration_s} s is shorter than one level frame"
             )
         n = len(spec.clip_ids)
+        # buf[i]: row of source i (speakers, then the noise at n); one block unless out is given
+        buf: np.ndarray | list[np.ndarray]
         if out is None:
-            block = np.empty((n + 2, length), np.float32)
-            images, noise, mixture = block[:n], block[n], block[n + 1]
+            buf = np.empty((n + 2, length), np.float32)
+            images, noise, mixture = buf[:n], buf[n], buf[n + 1]
         else:
             images, noise, mixture = out
             if (
@@ -222,7 +224,7 @@ class MixtureRenderer:
                 or mixture.shape != (length,)
             ):
                 raise MixingError(f"recipe {spec.mixture_id}: out arrays do not fit {n} x {length}")
-        buf = [*images, noise]  # the rows of the n + 1 sources
+            buf = [*images, noise]
         reverberant = spec.rir_ids.count(None) != n
         targets = np.empty((n, length), np.float32) if reverberant else images
         # frame powers (0) and, for direct sources, frame peaks (1) of speakers 0..n-1 and noise n
@@ -293,9 +295,8 @@ class MixtureRenderer:
         peak, max_abs = max(peaks), self.config.peak_max_abs
         scale = 1.0 if peak <= max_abs else max_abs / peak * (1.0 - 1e-6)  # F.peak_scale_from_peaks
         if scale != 1.0:
-            for signal in (
-                (images, noise, mixture, targets) if reverberant else (images, noise, mixture)
-            ):
+            scaled = [buf] if out is None else [images, noise, mixture]  # the block holds all three
+            for signal in [*scaled, targets] if reverberant else scaled:
                 signal *= np.float32(scale)
         return mixture, images, targets, noise, scale
 
@@ -303,7 +304,7 @@ class MixtureRenderer:
         self,
         spec: MixtureSpec,
         i: int,
-        buf: list[np.ndarray],
+        buf: np.ndarray | list[np.ndarray],
         targets: np.ndarray,
         stats: np.ndarray,
         aligned: bool,
@@ -339,7 +340,11 @@ class MixtureRenderer:
         return None
 
     def _noise_source(
-        self, spec: MixtureSpec, buf: list[np.ndarray], stats: np.ndarray, aligned: bool
+        self,
+        spec: MixtureSpec,
+        buf: np.ndarray | list[np.ndarray],
+        stats: np.ndarray,
+        aligned: bool,
     ) -> tuple[RowAudio, int, int] | None:
         """Like :meth:`_speaker` for the recipe's noise (row ``n`` of ``buf`` and ``stats``)."""
         n = len(spec.clip_ids)
