@@ -48,9 +48,12 @@ def _mixing_config(
 
 @mix_app.command("freeze")
 def freeze(
-    corpus: Path = typer.Argument(..., help="Corpus folder (clips, noises, rirs manifests)."),
-    out: Path = typer.Option(
-        ..., "--out", help="Folder for the frozen recipes (mixtures manifest)."
+    # corpus folders are str, not Path: a Path would turn s3://b/c into the local folder s3:/b/c
+    corpus: str = typer.Argument(
+        ..., help="Corpus folder or fsspec URL (clips, noises, rirs manifests)."
+    ),
+    out: str = typer.Option(
+        ..., "--out", help="Folder or URL for the frozen recipes (mixtures manifest)."
     ),
     count: int = typer.Option(1000, "--count", min=1, help="Number of recipes."),
     config: Path | None = typer.Option(None, "--config", help="MixingConfig YAML."),
@@ -76,9 +79,9 @@ def freeze(
 
 @mix_app.command("render")
 def render(
-    corpus: Path = typer.Argument(..., help="Corpus folder."),
-    out: Path = typer.Option(..., "--out", help="Folder for the example WAV / MP4 files."),
-    recipes: Path | None = typer.Option(
+    corpus: str = typer.Argument(..., help="Corpus folder or fsspec URL."),
+    out: Path = typer.Option(..., "--out", help="Local folder for the example WAV / MP4 files."),
+    recipes: str | None = typer.Option(
         None, "--recipes", help="Frozen recipes folder (default: draw new ones)."
     ),
     count: int = typer.Option(4, "--count", min=1, help="Number of examples."),
@@ -113,7 +116,7 @@ def noises_add(
     source: str = typer.Argument(
         ..., help="A folder of audio files, or a text file of paths/URLs."
     ),
-    out: Path = typer.Option(..., "--out", help="Corpus folder to register the noises in."),
+    out: str = typer.Option(..., "--out", help="Corpus folder or URL to register the noises in."),
     config: Path | None = typer.Option(None, "--config", help="NoiseConfig YAML."),
     split: Split | None = typer.Option(
         None, "--split", help="Force one split (default: by recording hash)."
@@ -141,7 +144,7 @@ def noises_add(
 
 @rirs_app.command("build")
 def rirs_build(
-    out: Path = typer.Option(..., "--out", help="Corpus folder to write the RIR bank into."),
+    out: str = typer.Option(..., "--out", help="Corpus folder or URL to write the RIR bank into."),
     config: Path | None = typer.Option(None, "--config", help="RirConfig YAML."),
     rooms: int | None = typer.Option(
         None, "--rooms", min=1, help="Number of rooms (overrides the config)."

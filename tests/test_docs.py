@@ -7,6 +7,7 @@ Runnable examples are the ``sh`` blocks after a ``<!-- runnable -->`` line in RE
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from pathlib import Path
 
@@ -212,20 +213,46 @@ def test_the_interop_verbs_take_a_corpus_url(remote_corpus, tmp_path):
     assert manifests.read_clips(f"{root}/again").num_rows == manifests.read_clips(url).num_rows
 
 
-def test_verbs_scaling_md_lists_as_local_only_still_do_not_take_a_url(
-    remote_corpus, tmp_path, monkeypatch
-):
-    """When this fails, those verbs learned URLs: update the table in docs/scaling.md."""
-    local, url, root = remote_corpus
-    monkeypatch.chdir(tmp_path)
+def test_mixing_verbs_take_a_url_as_scaling_md_says(remote_corpus, tmp_path, monkeypatch):
+    """`mix freeze`, `mix render`, `noises add` and `rirs build` read and write corpus URLs."""
+    _local, url, root = remote_corpus
+    monkeypatch.chdir(tmp_path)  # a mangled URL would appear here as a local "memory:" folder
     config = tmp_path / "mix.yaml"
     config.write_text("task: 2s_clean\nduration_s: 1.0\n")
     runner = CliRunner()
-
-    def freeze(corpus: str, out: str) -> int:
-        args = ["mix", "freeze", corpus, "--out", out, "--count", "1", "--config", str(config)]
-        return runner.invoke(app, args).exit_code
-
-    assert freeze(str(local), str(tmp_path / "frozen")) == 0  # the same call on a local path works
-    assert freeze(url, f"{root}/frozen") != 0
-    assert not fsspec.filesystem("memory").exists(f"/{root.split('://')[1]}/frozen")
+    memory = fsspec.filesystem("memory")
+    args = [
+        "mix",
+        "freeze",
+        url,
+        "--out",
+        f"{root}/frozen",
+        "--count",
+        "2",
+        "--config",
+        str(config),
+    ]
+    run = runner.invoke(app, args)
+    assert run.exit_code == 0, run.output
+    assert manifests.read_mixtures(f"{root}/frozen").num_rows == 2
+    args = ["mix", "render", url, "--out", str(tmp_path / "ex"), "--recipes", f"{root}/frozen"]
+    run = runner.invoke(app, [*args, "--count", "1", "--config", str(config)])
+    assert run.exit_code == 0, run.output
+    assert list((tmp_path / "ex").rglob("*.wav"))
+    rooms = tmp_path / "rirs.yaml"
+    rooms.write_text("n_rooms: 1\n")
+    cluster = tmp_path / "cluster.yaml"
+    cluster.write_text("type: synchronous\n")
+    args = ["rirs", "build", "--out", f"{root}/bank", "--config", str(rooms)]
+    run = runner.invoke(app, [*args, "--cluster", str(cluster)])
+    assert run.exit_code == 0, run.output
+    assert manifests.read_rirs(f"{root}/bank").num_rows > 0
+    assert memory.exists(f"/{root.split('://')[1]}/bank/config/rirs_build.yaml")
+    noise_dir = tmp_path / "noise"
+    noise_dir.mkdir()
+    assets = Path(__file__).parents[1] / "avforge" / "assets" / "audio"
+    shutil.copy(assets / "guitar_16k.wav", noise_dir)
+    run = runner.invoke(app, ["noises", "add", str(noise_dir), "--out", f"{root}/bank"])
+    assert run.exit_code == 0, run.output
+    assert manifests.read_noises(f"{root}/bank").num_rows == 1
+    assert not (tmp_path / "memory:").exists()
