@@ -35,20 +35,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from manifests.schema import MixTask, Split
 from mixing.config import FaceStream, MixingConfig
 from tests.helpers.training_corpus import build_two_speaker_corpus
-from training.config import ModelConfig, ModelKind
+from training.config import REDUCED_MODEL, ModelConfig, ModelKind
 from training.data import MixtureSource, MixtureStream, split_config
 from training.system import SeparationSystem
 
-REDUCED = {
-    "audio_channels": 8,
-    "audio_out_channels": 4,
-    "audio_layers": 6,
-    "lstm_hidden": 48,
-    "fc_dim": 64,
-    "visual_channels": 16,
-    "visual_layers": 3,
-    "crop_feature_dim": 16,
-}
+REDUCED = REDUCED_MODEL
 
 
 def loader_rate(corpus: Path, face_stream: FaceStream, workers: int, batches: int) -> float:

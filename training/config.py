@@ -144,6 +144,20 @@ class DataConfig:
             )
 
 
+REDUCED_MODEL: dict[str, int] = {
+    "audio_channels": 8,
+    "audio_out_channels": 4,
+    "audio_layers": 6,
+    "lstm_hidden": 48,
+    "fc_dim": 64,
+    "visual_channels": 16,
+    "visual_layers": 3,
+    "crop_feature_dim": 16,
+}
+"""Widths of a CPU-sized separator (``ModelConfig`` keys), known to learn in ~150 steps: used by the
+learning test, the demo and the training benchmark."""
+
+
 @dataclass(frozen=True)
 class TrainerConfig:
     max_steps: int = 100_000

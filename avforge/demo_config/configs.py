@@ -27,18 +27,6 @@ import yaml
 
 from avforge.config import check_range
 
-REDUCED_MODEL: dict[str, int] = {
-    "audio_channels": 8,
-    "audio_out_channels": 4,
-    "audio_layers": 6,
-    "lstm_hidden": 48,
-    "fc_dim": 64,
-    "visual_channels": 16,
-    "visual_layers": 3,
-    "crop_feature_dim": 16,
-}
-"""The learning test's reduced model (tests/training/test_train.py), known to learn in ~150 steps."""
-
 
 @dataclass(frozen=True)
 class DemoSize:
@@ -113,6 +101,9 @@ class DemoConfigs:
 
 
 def _train_config(kind: str, out_dir: Path, corpus: Path, size: DemoSize) -> dict[str, Any]:
+    # imported here: training.config pulls in torch, which the CLI must not load at start-up
+    from training.config import REDUCED_MODEL
+
     steps = size.train_steps
     return {
         "out_dir": str(out_dir),

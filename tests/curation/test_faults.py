@@ -258,7 +258,8 @@ def test_killing_the_whole_run_then_rerunning_finishes_without_redoing(
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     finished = {p: p.stat().st_mtime_ns for p in done_dir.glob("*.arrow")}
-    assert 1 <= len(finished) < N_COPIES
+    # killed mid-run: some sources finished (so the rerun has something to skip), not all
+    assert len(finished) >= 1 and len(finished) < N_COPIES
     rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert {p: p.stat().st_mtime_ns for p in finished} == finished  # not redone

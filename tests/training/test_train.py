@@ -11,7 +11,7 @@ from avforge.config import config_from_dict, load_config
 from manifests.schema import Split
 from tests.helpers.training_corpus import build_two_speaker_corpus
 from training import metrics
-from training.config import TrainConfig
+from training.config import REDUCED_MODEL, TrainConfig
 from training.data import MixtureSource, collate, split_config
 from training.system import SeparationSystem
 from training.train import face_stream_for, train
@@ -99,16 +99,7 @@ def test_a_different_resume_position_would_change_the_weights(corpus, tmp_path) 
     assert any(not torch.equal(wa[k], wb[k]) for k in wa)
 
 
-LEARN_MODEL = {
-    "audio_channels": 8,
-    "audio_out_channels": 4,
-    "audio_layers": 6,
-    "lstm_hidden": 48,
-    "fc_dim": 64,
-    "visual_channels": 16,
-    "visual_layers": 3,
-    "crop_feature_dim": 16,
-}
+LEARN_MODEL = REDUCED_MODEL  # the widths the demo and the benchmark use too
 MARGIN_DB = 6.0
 """The trained model must beat the untrained one by at least this SI-SDRi on held-out mixtures."""
 
