@@ -144,11 +144,18 @@ def export_wavs(corpus: Path, out: Path) -> dict[str, str]:
     return paths
 
 
-def time_avforge(renderer, specs) -> tuple[float, float]:
-    """(wall s, CPU s of this process) of one pass over ``specs``."""
+def time_avforge(renderer, specs, batch: int) -> tuple[float, float]:
+    """(wall s, CPU s of this process) of one pass over ``specs``: one ``render_audio`` per recipe
+    (``batch`` 1) or ``render_audio_batch`` over ``batch`` recipes at a time."""
+    from mixing.render import render_audio_batch
+
     wall, cpu = time.perf_counter(), time.process_time()
-    for spec in specs:
-        renderer.render_audio(spec)
+    if batch == 1:
+        for spec in specs:
+            renderer.render_audio(spec)
+    else:
+        for first in range(0, len(specs), batch):
+            render_audio_batch([(renderer, s) for s in specs[first : first + batch]])
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -160,7 +167,7 @@ def time_lhotse(worker: subprocess.Popen, name: str, first: int, last: int) -> t
     return reply["wall_s"], reply["cpu_s"]
 
 
-def run_round(renderer, specs, worker, name: str, chunk: int) -> dict[str, float]:
+def run_round(renderer, specs, worker, name: str, chunk: int, batch: int) -> dict[str, float]:
     """One round of one setting: the two tools alternate every ``chunk`` recipes (who goes first
     alternates too), so both see the same machine load; returns summed wall and CPU seconds."""
     tot = dict.fromkeys(("avforge_wall_s", "avforge_cpu_s", "lhotse_wall_s", "lhotse_cpu_s"), 0.0)
@@ -169,7 +176,7 @@ def run_round(renderer, specs, worker, name: str, chunk: int) -> dict[str, float
         order = ("avforge", "lhotse") if k % 2 == 0 else ("lhotse", "avforge")
         for tool in order:
             if tool == "avforge":
-                wall, cpu = time_avforge(renderer, specs[first:last])
+                wall, cpu = time_avforge(renderer, specs[first:last], batch)
             elif worker is not None:
                 wall, cpu = time_lhotse(worker, name, first, last)
             else:
@@ -200,6 +207,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--chunk", type=int, default=25, help="recipes per turn when the tools alternate"
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="avforge recipes per render_audio_batch call (1: render_audio per recipe)",
     )
     parser.add_argument("--rooms", type=int, default=12)
     parser.add_argument("--out", default="bench_mixing.json")
@@ -286,7 +299,7 @@ def main() -> None:
     # interleave the two tools chunk by chunk, so that both see the same machine load
     for _ in range(args.rounds):
         for name in settings:
-            tot = run_round(renderer, specs_by[name], worker, name, args.chunk)
+            tot = run_round(renderer, specs_by[name], worker, name, args.chunk, args.batch)
             r = results[name]
             for tool in ("avforge", "lhotse") if worker is not None else ("avforge",):
                 r[f"{tool}_mixtures_per_s"].append(args.count / tot[f"{tool}_wall_s"])

@@ -4,7 +4,8 @@ Public API (docs/mixing.md):
 
 - configs: :class:`MixingConfig`, :class:`RenderConfig`, :func:`preset_config` (the paper's tasks);
 - recipes: :class:`RecipeSampler` (seeds from (base seed, epoch, index));
-- rendering: :class:`MixtureRenderer` -> :class:`RenderedMixture`;
+- rendering: :class:`MixtureRenderer` -> :class:`RenderedMixture`; batches of recipes at once:
+  :func:`render_audio_batch`, :func:`render_items` (what the training loaders use);
 - datasets: :class:`MixtureStream` + :class:`MixtureLoader` (training), :class:`MixtureSet` (frozen);
 - framing shared with training: :func:`stft`, :func:`istft`, :func:`num_stft_frames`,
   :func:`num_video_frames`;
@@ -28,6 +29,8 @@ _EXPORTS = {
     "NoiseMode": "mixing.config",
     "RecipeSampler": "mixing.sampler",
     "RenderConfig": "mixing.config",
+    "AudioBatch": "mixing.render",
+    "RenderedBatch": "mixing.render",
     "RenderedMixture": "mixing.render",
     "RirConfig": "mixing.rirs",
     "SamplerError": "mixing.sampler",
@@ -40,7 +43,9 @@ _EXPORTS = {
     "num_stft_frames": "mixing.functional",
     "num_video_frames": "mixing.functional",
     "preset_config": "mixing.config",
+    "render_audio_batch": "mixing.render",
     "render_item": "mixing.render",
+    "render_items": "mixing.render",
     "stft": "mixing.functional",
 }
 
@@ -53,6 +58,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AudioBatch",
     "FaceStream",
     "MixingConfig",
     "MixingError",
@@ -64,6 +70,7 @@ __all__ = [
     "NoiseMode",
     "RecipeSampler",
     "RenderConfig",
+    "RenderedBatch",
     "RenderedMixture",
     "RirConfig",
     "SamplerError",
@@ -76,6 +83,8 @@ __all__ = [
     "num_stft_frames",
     "num_video_frames",
     "preset_config",
+    "render_audio_batch",
     "render_item",
+    "render_items",
     "stft",
 ]

@@ -105,6 +105,18 @@ class RenderConfig:
             )
 
     @property
+    def audio_settings(self) -> tuple[float, ...]:
+        """The fields that decide rendered audio (renderers agreeing on them can share a batch)."""
+        return (
+            self.sample_rate_hz,
+            self.fps,
+            self.peak_max_abs,
+            self.active_frame_s,
+            self.active_threshold_db,
+            self.active_floor_db,
+        )
+
+    @property
     def active_frame_len(self) -> int:
         """Active-speech frame length in samples."""
         return round(self.active_frame_s * self.sample_rate_hz)

@@ -28,7 +28,14 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from manifests.schema import MixtureSpec, Split
 from mixing.config import FaceStream, MixingConfig
-from mixing.render import AudioOut, MixingError, MixtureRenderer, RenderedMixture, render_item
+from mixing.render import (
+    MixingError,
+    MixtureRenderer,
+    RenderedBatch,
+    RenderedMixture,
+    render_item,
+    render_items,
+)
 from mixing.sampler import RecipeSampler
 from training.batch import SeparationBatch
 
@@ -109,29 +116,26 @@ class MixtureSource:
         c = self._corpus_for(epoch, index)
         return c, self.samplers[c](epoch=epoch, index=index)
 
-    def item(
-        self,
-        epoch: int,
-        index: int,
-        *,
-        crops_out: np.ndarray | None = None,
-        audio_out: AudioOut | None = None,
-    ) -> RenderedMixture:
+    def item(self, epoch: int, index: int) -> RenderedMixture:
         """Item ``index`` of ``epoch``, rendered by :func:`mixing.render.render_item` (which
-        redraws silent recipes; audio and face crops into ``audio_out`` / ``crops_out`` when
-        given); a recipe that cannot be rendered raises :class:`DataError`."""
+        redraws silent recipes); a recipe that cannot be rendered raises :class:`DataError`."""
         c = self._corpus_for(epoch, index)
         try:
-            return render_item(
-                self.renderers[c],
-                self.samplers[c],
-                epoch=epoch,
-                index=index,
-                crops_out=crops_out,
-                audio_out=audio_out,
-            )
+            return render_item(self.renderers[c], self.samplers[c], epoch=epoch, index=index)
         except MixingError as exc:
             raise DataError(f"{self.corpora[c]}: {exc}") from exc
+
+    def items(self, epoch: int, indices: Sequence[int]) -> RenderedBatch:
+        """Items ``indices`` of ``epoch`` rendered as one batch (:func:`mixing.render.render_items`;
+        each equals :meth:`item`); a recipe that cannot be rendered raises :class:`DataError`."""
+        draws = []
+        for index in indices:
+            c = self._corpus_for(epoch, index)
+            draws.append((self.renderers[c], self.samplers[c]))
+        try:
+            return render_items(draws, epoch=epoch, indices=indices)
+        except MixingError as exc:
+            raise DataError(f"{', '.join(self.corpora)}: {exc}") from exc
 
 
 class MixtureStream(IterableDataset):
@@ -176,26 +180,17 @@ class MixtureStream(IterableDataset):
             yield self.render_batch(self.batch_indices(step))
 
     def render_batch(self, indices: Sequence[int]) -> SeparationBatch:
-        """The items ``indices`` of this epoch as one batch. Audio and face crops (5.6 MB per
-        2-speaker item at 112 px) are rendered straight into the batch arrays (shaped after the
-        first item) instead of being stacked afterwards."""
-        face_stream = self.source.mixing.render.face_stream
-        first = self.source.item(self.epoch, indices[0])
-        b, (n, length) = len(indices), first.images.shape
-        images = np.empty((b, n, length), np.float32)
-        mixture = np.empty((b, length), np.float32)
-        noise = np.empty(length, np.float32)  # not part of a batch: one scratch row
-        images[0], mixture[0] = first.images, first.mixture
-        crops = None
-        if face_stream == FaceStream.CROPS and first.face_crops is not None:
-            crops = np.zeros((b, *first.face_crops.shape), np.uint8)
-            crops[0] = first.face_crops
-        items = [first]
-        for j, i in enumerate(indices[1:], start=1):
-            out = (images[j], noise, mixture[j])
-            crops_out = None if crops is None else crops[j]
-            items.append(self.source.item(self.epoch, i, audio_out=out, crops_out=crops_out))
-        return collate(items, face_stream, crops=crops, audio=(images, mixture))
+        """The items ``indices`` of this epoch as one batch, rendered together
+        (:meth:`MixtureSource.items`: audio and face crops straight into the batch arrays, the
+        level and peak arithmetic once per batch)."""
+        rendered = self.source.items(self.epoch, indices)
+        audio = rendered.audio
+        return collate(
+            rendered.items,
+            self.source.mixing.render.face_stream,
+            crops=rendered.crops,
+            audio=(audio.images, audio.mixture),
+        )
 
 
 class FrozenMixtures(Dataset):
