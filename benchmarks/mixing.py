@@ -17,10 +17,14 @@ interpreter when it can import lhotse (the project venv has it, the interop extr
 
     .venv/bin/python benchmarks/mixing.py --count 300 --rounds 7
 
-The two tools alternate every ``--chunk`` recipes (25), and who goes first alternates too, so both
-see the same machine load; per round the script sums each tool's wall and CPU seconds (CPU: this
+The two tools take turns, Lhotse ``--chunk`` recipes a turn (24) and avforge ``--turn-ratio`` times
+as many (default 10 dry, 3 reverberant: the target ratios, so that a turn lasts about as long for
+either tool; ``--turn-ratio 1`` gives equal counts), and who goes first alternates, so both see the
+same machine load and each refills its caches after the other's turn once per turn. avforge renders
+``--batch`` recipes per call (``render_audio_batch``, as the training loader does; 1: one
+``render_audio`` per recipe). Per round the script sums each tool's wall and CPU seconds (CPU: this
 process, resp. the Lhotse worker process) and reports the medians over rounds of the per-round
-ratios. ``--lhotse-python ''`` measures avforge alone. Results are printed as a Markdown table and
+ratios of mixtures per second. ``--lhotse-python ''`` measures avforge alone. Results are printed as a Markdown table and
 written as JSON to ``--out``; the scratch corpus is deleted unless ``--keep``.
 """
 
@@ -167,16 +171,22 @@ def time_lhotse(worker: subprocess.Popen, name: str, first: int, last: int) -> t
     return reply["wall_s"], reply["cpu_s"]
 
 
-def run_round(renderer, specs, worker, name: str, chunk: int, batch: int) -> dict[str, float]:
-    """One round of one setting: the two tools alternate every ``chunk`` recipes (who goes first
-    alternates too), so both see the same machine load; returns summed wall and CPU seconds."""
+def run_round(
+    renderer, specs, worker, name: str, chunk: int, batch: int, ratio: int
+) -> dict[str, float]:
+    """One round of one setting: the two tools take turns, Lhotse ``chunk`` recipes a turn and
+    avforge ``ratio * chunk`` (``specs`` holds ``ratio`` times Lhotse's count), so that turns last
+    about as long for both when avforge is ``ratio`` times faster; who goes first alternates.
+    Both see the same machine load, and each pays the cache refill after the other's turn once per
+    turn. Returns the summed wall and CPU seconds of each tool."""
     tot = dict.fromkeys(("avforge_wall_s", "avforge_cpu_s", "lhotse_wall_s", "lhotse_cpu_s"), 0.0)
-    for k, first in enumerate(range(0, len(specs), chunk)):
-        last = min(first + chunk, len(specs))
+    n_lhotse = len(specs) // ratio
+    for k, first in enumerate(range(0, n_lhotse, chunk)):
+        last = min(first + chunk, n_lhotse)
         order = ("avforge", "lhotse") if k % 2 == 0 else ("lhotse", "avforge")
         for tool in order:
             if tool == "avforge":
-                wall, cpu = time_avforge(renderer, specs[first:last], batch)
+                wall, cpu = time_avforge(renderer, specs[first * ratio : last * ratio], batch)
             elif worker is not None:
                 wall, cpu = time_lhotse(worker, name, first, last)
             else:
@@ -201,18 +211,23 @@ def machine() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lhotse-python", help="python of an environment with lhotse installed")
-    parser.add_argument("--count", type=int, default=300, help="recipes per setting")
+    parser.add_argument("--count", type=int, default=288, help="Lhotse recipes per setting")
     parser.add_argument(
-        "--rounds", type=int, default=5, help="interleaved rounds (medians reported)"
+        "--rounds", type=int, default=7, help="interleaved rounds (medians reported)"
     )
-    parser.add_argument(
-        "--chunk", type=int, default=25, help="recipes per turn when the tools alternate"
-    )
+    parser.add_argument("--chunk", type=int, default=24, help="Lhotse recipes per turn")
     parser.add_argument(
         "--batch",
         type=int,
-        default=1,
-        help="avforge recipes per render_audio_batch call (1: render_audio per recipe)",
+        default=8,
+        help="avforge recipes per render_audio_batch call, as the training loader renders its "
+        "batches (default 8, training's default batch size; 1: render_audio per recipe)",
+    )
+    parser.add_argument(
+        "--turn-ratio",
+        type=int,
+        help="avforge recipes per Lhotse recipe in a turn (default: 10 dry, 3 reverberant, the "
+        "target ratios, so turns last about as long for both; 1: equal counts)",
     )
     parser.add_argument("--rooms", type=int, default=12)
     parser.add_argument("--out", default="bench_mixing.json")
@@ -243,12 +258,14 @@ def main() -> None:
         render=render,
     )
     settings = {"dry": base, "reverb": base.with_overrides(p_reverb=1.0)}
+    ratios = {"dry": args.turn_ratio or 10, "reverb": args.turn_ratio or 3}
     renderer = MixtureRenderer(str(corpus), render)
     results: dict[str, dict] = {}
     job = {"sets": {}, "rounds": args.rounds, "n_compare": 20, "out_dir": str(work)}
     specs_by = {}
     for name, cfg in settings.items():
-        specs = RecipeSampler.from_corpus(str(corpus), cfg).take(args.count)
+        # avforge renders ratio x count recipes a round; Lhotse the first count of them
+        specs = RecipeSampler.from_corpus(str(corpus), cfg).take(args.count * ratios[name])
         specs_by[name] = specs
         for spec in specs[:5]:
             renderer.render_audio(spec)
@@ -274,7 +291,7 @@ def main() -> None:
                 "snr": s.noise_snr_db,
                 "rirs": [wavs[r] if r else None for r in s.rir_ids],
             }
-            for s in specs
+            for s in specs[: args.count]
         ]
     lhotse_python = args.lhotse_python
     if lhotse_python is None:
@@ -299,14 +316,20 @@ def main() -> None:
     # interleave the two tools chunk by chunk, so that both see the same machine load
     for _ in range(args.rounds):
         for name in settings:
-            tot = run_round(renderer, specs_by[name], worker, name, args.chunk, args.batch)
+            tot = run_round(
+                renderer, specs_by[name], worker, name, args.chunk, args.batch, ratios[name]
+            )
             r = results[name]
             for tool in ("avforge", "lhotse") if worker is not None else ("avforge",):
-                r[f"{tool}_mixtures_per_s"].append(args.count / tot[f"{tool}_wall_s"])
-                r[f"{tool}_cpu_mixtures_per_s"].append(args.count / tot[f"{tool}_cpu_s"])
+                count = args.count * ratios[name] if tool == "avforge" else args.count
+                r[f"{tool}_mixtures_per_s"].append(count / tot[f"{tool}_wall_s"])
+                r[f"{tool}_cpu_mixtures_per_s"].append(count / tot[f"{tool}_cpu_s"])
             if worker is not None:
-                r["speedup_per_round"].append(tot["lhotse_wall_s"] / tot["avforge_wall_s"])
-                r["cpu_speedup_per_round"].append(tot["lhotse_cpu_s"] / tot["avforge_cpu_s"])
+                for key, unit in (("speedup_per_round", ""), ("cpu_speedup_per_round", "cpu_")):
+                    rates = [
+                        r[f"{tool}_{unit}mixtures_per_s"][-1] for tool in ("avforge", "lhotse")
+                    ]
+                    r[key].append(rates[0] / rates[1])
     if worker is not None:
         worker.stdin.close()  # type: ignore[union-attr]
         worker.wait(timeout=60)
@@ -326,6 +349,9 @@ def main() -> None:
         "machine": machine(),
         "load_average": os.getloadavg(),
         "count": args.count,
+        "batch": args.batch,
+        "chunk": args.chunk,
+        "turn_ratios": ratios,
         "rounds": args.rounds,
         "lhotse_version": lhotse_version,
         "results": results,
