@@ -49,10 +49,16 @@ class TrackConfig:
     (different scenes: 0.4..0.75; a pan or a 15 % brightness step: < 0.2)."""
     max_scale_change: float = 1.5
     """Box side ratio between a prediction and a detection above which they are not linked."""
-    min_appearance: float = 0.65
+    min_appearance: float = 0.3
     """Face-thumbnail similarity (``Detection.appearance``, -1..1) below which a detection is not
-    linked to a track's last one: a cut to another person at the same place (same face 0.80..1,
-    different people <= 0.61 on real photos)."""
+    linked to a track: a cut to another person at the same place. A detection is compared with the
+    track's last ``appearance_history`` appearances and the best match counts. Chosen on real talking
+    faces (hdtf_*, portrait_*: the same person talking and turning scores 0.43..1 against the best of
+    the last 5, while frame to frame it drops to 0.30); different people on real photos score
+    0.03..0.61, so this thumbnail only catches clearly different faces: use the insightface backend
+    (ArcFace identities) where same-place cuts between look-alikes matter."""
+    appearance_history: int = 5
+    """How many of a track's last appearances a new detection is compared with (best match)."""
 
     def __post_init__(self) -> None:
         check_range(self, "iou_threshold", 0.0, 1.0, low_open=True)
@@ -62,6 +68,7 @@ class TrackConfig:
         check_range(self, "cut_threshold", 0.0, 1.0)
         check_range(self, "max_scale_change", 1.0)
         check_range(self, "min_appearance", -1.0, 1.0)
+        check_range(self, "appearance_history", 1, 100)
 
 
 @dataclass(frozen=True)
@@ -158,15 +165,16 @@ def _link_costs(
     cost = 1.0 - iou
     cost[(iou < cfg.iou_threshold) | (np.maximum(ratio, 1 / ratio) > cfg.max_scale_change)] = np.inf
     for r, track in enumerate(tracks):
-        last = track.dets[-1].appearance
-        if last is None:
+        recent = [d.appearance for d in track.dets[-cfg.appearance_history :]]
+        looks = [a for a in recent if a is not None]
+        if not looks:
             continue
         for c, det in enumerate(faces):
             seen = det.appearance
             if (
                 seen is not None
                 and np.isfinite(cost[r, c])
-                and float(last @ seen) < cfg.min_appearance
+                and max(float(a @ seen) for a in looks) < cfg.min_appearance
             ):
                 cost[r, c] = np.inf
     if cfg.landmark_weight > 0:
