@@ -11,7 +11,7 @@ Example YAML (every key optional)::
     decode: {detect_fps: 5.0, max_duration_s: 7200}
     vad: {aggressiveness: 2}
     faces: {backend: centerface}
-    sync: {enabled: true}
+    speaker: {weights: ava}            # LR-ASD active speaker + sync (curation.speaker)
     snr: {estimator: vad_gated}        # threshold_db defaults to its calibrated 22.5 dB
     segments: {min_duration_s: 3.0, max_duration_s: 10.0}
     export: {crop_size: 112, val_ratio: 0.05, test_ratio: 0.05}
@@ -23,14 +23,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from avforge.config import check_range, load_config
+from avforge.config import ConfigError, check_range, load_config
 from curation.decode import DecodeConfig
 from curation.download import DownloadConfig
 from curation.export import ExportConfig
 from curation.faces import FaceConfig
 from curation.select import SegmentConfig
 from curation.snr import SnrConfig
-from curation.sync import SyncConfig
+from curation.speaker import SpeakerConfig
 from curation.tracking import QualityConfig, TrackConfig
 from curation.vad import VadConfig
 
@@ -63,11 +63,25 @@ class CurateConfig:
     faces: FaceConfig = field(default_factory=FaceConfig)
     tracking: TrackConfig = field(default_factory=TrackConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
-    sync: SyncConfig = field(default_factory=SyncConfig)
+    speaker: SpeakerConfig = field(default_factory=SpeakerConfig)
     snr: SnrConfig = field(default_factory=SnrConfig)
     segments: SegmentConfig = field(default_factory=SegmentConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self) -> None:
+        if self.speaker.enabled and self.decode.sample_rate_hz != 16000:
+            raise ConfigError(
+                "the active-speaker stage (LR-ASD) needs 16 kHz audio: set decode.sample_rate_hz "
+                "to 16000 or speaker.enabled to false",
+                "decode.sample_rate_hz",
+            )
+        if self.speaker.enabled and self.decode.clip_fps != 25.0:
+            raise ConfigError(
+                "the active-speaker stage (LR-ASD) needs 25 fps face tracks: set decode.clip_fps "
+                "to 25 or speaker.enabled to false",
+                "decode.clip_fps",
+            )
 
 
 def load_curate_config(path: str | Path | None) -> CurateConfig:

@@ -51,6 +51,9 @@ class ExportConfig:
     store_crops: bool = True
     store_embeddings: bool = True
     """Store per-frame face embeddings when the detector makes them (insightface)."""
+    store_lip_features: bool = True
+    """Store the active-speaker network's per-frame visual embedding (128 float16 a frame: 6.4 KB
+    per second of clip), a lip-motion face stream for training."""
     sample_format: SampleFormat = SampleFormat.PCM16
     val_ratio: float = 0.05
     test_ratio: float = 0.05
@@ -87,6 +90,11 @@ class KeptClip:
     face_x: float | None = None
     """Face centre at ``start_s``, 0..1 of the frame width."""
     face_y: float | None = None
+    speaking_score: float | None = None
+    speaking_scores: np.ndarray | None = None
+    """(num_frames,) float32 active-speaker score per frame."""
+    lip_features: np.ndarray | None = None
+    """(num_frames, 128) float32 LR-ASD visual embedding."""
 
 
 def window_id(source_id: str, start_s: float, end_s: float) -> str:
@@ -125,6 +133,7 @@ def build_outputs(
         if cfg.store_crops and k.crops is not None:
             crops = encode_crops(k.crops, k.track.present, cfg.jpeg_quality)
         emb = k.embeddings if cfg.store_embeddings else None
+        lips = k.lip_features if cfg.store_lip_features else None
         media.append(
             MediaRecord(
                 media_id=cid,
@@ -135,6 +144,8 @@ def build_outputs(
                 crops_jpeg=crops,
                 crop_size=cfg.crop_size if crops is not None else None,
                 embeddings=emb,
+                speaking_scores=k.speaking_scores,
+                lip_features=lips,
             )
         )
         clips.append(
@@ -156,8 +167,10 @@ def build_outputs(
                 face_x=k.face_x,
                 face_y=k.face_y,
                 sync_score=k.sync_score,
+                speaking_score=k.speaking_score,
                 has_crops=crops is not None,
                 has_embeddings=emb is not None,
+                has_lip_features=lips is not None,
             )
         )
     return clips, media

@@ -17,7 +17,8 @@ Stage order (memory stays bounded by one source's 16 kHz audio plus one window's
 4. candidate windows (``curation.select``) -> ``curation.windows``: per window, cheap checks first
    (faces, speech, length, SNR), and only for survivors a 25 fps decode of the face region (one
    ffmpeg run per span of neighbouring survivors): track interpolation, per-frame quality, mouth
-   motion -> sync score; then the decision, and crops (+ embeddings) for kept windows.
+   the active speaker (``curation.speaker``: LR-ASD speaking score and sync confidence);
+   then the decision, and crops (+ embeddings, lip features) for kept windows.
 
 All times in the rows are seconds in the source: when only a range was fetched, its offset is added.
 """
@@ -174,6 +175,7 @@ def evaluate_windows(
                 num_faces=a.detections.mean_faces(c.start_s, c.end_s),
                 face_missing_ratio=ev.dropped_ratio,
                 speech_ratio=ev.speech_ratio,
+                speaking_score=ev.speaking_score,
                 sync_score=ev.sync_score,
                 sync_offset_s=ev.sync_offset_s,
             )

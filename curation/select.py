@@ -28,7 +28,12 @@ Contract (pure functions, no I/O):
      face (tracking gaps);
   8. ``low_face_quality``: more than ``max_missing_ratio`` missing once frames with tiny, blurred,
      dark or extreme-pose faces are dropped too;
-  9. ``not_in_sync``: audio-visual sync score under the sync threshold (dubbing, voice-over).
+  9. ``not_speaking``: the active-speaker model says the visible face is not the one speaking while
+     speech is heard (a listener, a still photo, slides with a voice-over): mean speaking score over
+     the window's speech frames under ``speaker.min_speaking_score``;
+  10. ``not_in_sync``: the face's speaking score does not peak at the sound's own alignment (dubbed,
+     or sound shifted): sync confidence under ``speaker.min_sync_confidence``
+     (``curation.speaker`` explains both measures).
 
 - :func:`match_hint` matches an AVSpeech face hint (normalised centre at the hint start) to a track:
   the track whose box at that time contains the point, nearest its centre in units of box width.
@@ -71,8 +76,11 @@ class SegmentConfig:
     """Runs are split into equal windows of about this length (never under ``min_duration_s``, never
     over ``max_duration_s``): shorter windows keep a change inside a run that no state sees (same
     face, same speech, but noise or a dubbed voice starts) from spoiling a whole 10 s clip."""
-    max_pause_s: float = 0.8
-    """Speech pauses up to this long count as speech (sentences keep together)."""
+    max_pause_s: float = 1.5
+    """Speech pauses up to this long count as speech (sentences keep together). Chosen on real
+    speech: in 251 LibriSpeech utterances (12.5 s mean) the VAD's pauses between speech have a median
+    of 0.51 s, a 90th percentile of 1.26 s and a 95th of 1.86 s; bridging up to 1.5 s leaves 0.5
+    cuts per minute of talk (0.8 s left 1.8, splintering sentences into 1-2 s pieces)."""
     min_run_s: float = 0.4
     """State runs shorter than this are merged into the run before them (detector flicker)."""
     edge_margin_s: float = 0.2
@@ -140,10 +148,13 @@ class WindowEvidence:
     """Fraction of 25 fps frames without a tracked face (before quality drops)."""
     dropped_ratio: float | None = None
     """Fraction of 25 fps frames without a usable face (missing or dropped for quality)."""
+    speaking_score: float | None = None
+    speaking_threshold: float | None = None
     sync_score: float | None = None
+    """Sync confidence (``curation.speaker.SpeakerScores.sync_confidence``)."""
     sync_threshold: float | None = None
     sync_offset_s: float | None = None
-    """Audio delay (s) at the best sync score; recorded, not a check."""
+    """Audio delay (s) at the best speaking score; recorded, not a check."""
 
 
 def decide(ev: WindowEvidence, cfg: SegmentConfig) -> RejectReason | None:
@@ -166,6 +177,9 @@ def decide(ev: WindowEvidence, cfg: SegmentConfig) -> RejectReason | None:
         return RejectReason.FACE_MISSING_FRAMES
     if ev.dropped_ratio is not None and ev.dropped_ratio > cfg.max_missing_ratio:
         return RejectReason.LOW_FACE_QUALITY
+    speak_known = ev.speaking_score is not None and ev.speaking_threshold is not None
+    if speak_known and not ev.speaking_score >= ev.speaking_threshold:  # type: ignore[operator]
+        return RejectReason.NOT_SPEAKING
     sync_known = ev.sync_score is not None and ev.sync_threshold is not None
     if sync_known and not ev.sync_score >= ev.sync_threshold:  # type: ignore[operator]
         return RejectReason.NOT_IN_SYNC

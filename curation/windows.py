@@ -7,8 +7,10 @@ failure of a 25 fps decode raises :class:`curation.decode.MediaError` (the sourc
 Two passes, cheap checks first (the order of :func:`curation.select.decide`):
 
 1. per window: faces present (the AVSpeech hint's track when there is one), speech, length, SNR;
-2. survivors only: a 25 fps decode, per-frame face quality, mouth motion -> sync score, then crops
-   (+ embeddings) of kept windows. Survivors that follow each other on the same track (gaps up to
+2. survivors only: a 25 fps decode, per-frame face quality, the active-speaker stage
+   (``curation.speaker``: LR-ASD on the authors' face crops and the window's MFCCs -> speaking
+   score, sync offset and confidence, per-frame scores and lip features), then crops (+ embeddings)
+   of kept windows. Survivors that follow each other on the same track (gaps up to
    :data:`SPAN_MAX_GAP_S`, spans up to :data:`SPAN_MAX_S`) share ONE ffmpeg run, streamed in chunks
    (memory: one window plus one chunk), so no span is sought and decoded from its keyframe twice;
    and the run decodes only the region around the track (``curation.decode.face_region``: the
@@ -35,9 +37,10 @@ from curation.decode import (
 )
 from curation.export import KeptClip
 from curation.faces import FaceDetector, FrameDetections, embed_track
+from curation.lrasd import face_crops, mfcc_for_frames
 from curation.select import Candidate, WindowEvidence, decide, tracks_in_window
 from curation.snr import SnrEstimator
-from curation.sync import mouth_motion, sync_score
+from curation.speaker import ActiveSpeaker, SpeakerScores
 from curation.tracking import TrackEstimate, apply_quality, face_quality, interpolate_track
 from curation.vad import SpeechActivity
 from manifests.media import FaceTrack
@@ -156,6 +159,24 @@ class WindowChecker:
         self.a, self.cfg, self.detector, self.snr = a, cfg, detector, snr
         self.hint_track, self.has_hint = hint_track, has_hint
         self.rate = cfg.decode.sample_rate_hz
+        self._speaker: ActiveSpeaker | None = None
+
+    @property
+    def speaker(self) -> ActiveSpeaker:
+        """LR-ASD, loaded on first use (sources with no surviving window never load it)."""
+        if self._speaker is None:
+            self._speaker = ActiveSpeaker(self.cfg.speaker)
+        return self._speaker
+
+    def active_speaker(
+        self, s: _Survivor, frames: np.ndarray, local: FaceTrack, scale: float
+    ) -> SpeakerScores:
+        """The active-speaker stage on one survivor's decoded frames (``local``: region pixels x scale)."""
+        c, fps = s.candidate, self.cfg.decode.clip_fps
+        faces = face_crops(frames[: s.num_frames], local.boxes[: s.num_frames] / scale)
+        mfcc = mfcc_for_frames(s.audio, s.num_frames, self.rate)
+        speech = self.a.speech.mask(c.start_s, c.start_s + s.num_frames / fps, round(fps))
+        return self.speaker.score(faces, mfcc, speech)
 
     def audio(self, start_s: float, num_samples: int) -> np.ndarray:
         first = round(start_s * self.rate)
@@ -247,19 +268,24 @@ class WindowChecker:
         local = shifted(face, -origin[0], -origin[1])  # in the decoded region's pixels x scale
         quality = face_quality(frames, local, cfg.quality, scale)
         usable, usable_local = apply_quality(face, quality), apply_quality(local, quality)
-        sync = None
-        if cfg.sync.enabled:
-            motion = mouth_motion(frames, usable_local, scale)
-            sync = sync_score(motion, s.audio, self.rate, fps, cfg.sync)
         ev = dataclasses.replace(
             s.evidence,
             missing_ratio=float(1.0 - face.present.mean()),
             dropped_ratio=float(1.0 - usable.present.mean()),
-            sync_score=None if sync is None else sync.score,
-            sync_threshold=None if sync is None else cfg.sync.threshold,
-            sync_offset_s=None if sync is None else sync.offset_s,
         )
         reason = decide(ev, cfg.segments)
+        asd = None
+        if reason is None and cfg.speaker.enabled:
+            asd = self.active_speaker(s, frames, local, scale)
+            ev = dataclasses.replace(
+                ev,
+                speaking_score=asd.speaking_score,
+                speaking_threshold=cfg.speaker.min_speaking_score,
+                sync_score=asd.sync_confidence,
+                sync_threshold=cfg.speaker.min_sync_confidence,
+                sync_offset_s=asd.sync_offset_s,
+            )
+            reason = decide(ev, cfg.segments)
         if reason is not None:
             return WindowOutcome(c, reason, ev, s.track_id)
         crops = extract_crops(frames, usable_local, scale, cfg.export.crop_size)
@@ -280,6 +306,9 @@ class WindowChecker:
             sync_score=ev.sync_score,
             face_x=float(np.clip((box[0] + box[2]) / 2 / info.width, 0, 1)),
             face_y=float(np.clip((box[1] + box[3]) / 2 / info.height, 0, 1)),
+            speaking_score=ev.speaking_score,
+            speaking_scores=None if asd is None else asd.frame_scores,
+            lip_features=None if asd is None else asd.lip_features,
         )
         return WindowOutcome(c, None, ev, s.track_id, kept)
 

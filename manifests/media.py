@@ -67,6 +67,10 @@ class MediaRecord:
     crop_size: int | None = None
     embeddings: np.ndarray | None = None
     """(num_frames, dim) float32, stored as float16."""
+    speaking_scores: np.ndarray | None = None
+    """(num_frames,) float32 active-speaker score per frame (LR-ASD logit, > 0 speaking)."""
+    lip_features: np.ndarray | None = None
+    """(num_frames, dim) float32 lip-motion features (LR-ASD visual embedding), stored as float16."""
 
     @classmethod
     def from_audio(
@@ -116,6 +120,11 @@ def media_records_to_table(records: list[MediaRecord]) -> pa.Table:
         emb = r.embeddings
         cols["face_embeddings"].append(None if emb is None else emb.astype("<f2").tobytes())
         cols["embedding_dim"].append(None if emb is None else int(emb.shape[1]))
+        sc = r.speaking_scores
+        cols["speaking_scores"].append(None if sc is None else sc.astype("<f4").tobytes())
+        lip = r.lip_features
+        cols["lip_features"].append(None if lip is None else lip.astype("<f2").tobytes())
+        cols["lip_dim"].append(None if lip is None else int(lip.shape[1]))
     arrays = []
     for f in MEDIA_SCHEMA:
         if f.name == "sample_format":
@@ -223,6 +232,19 @@ class MediaReader:
         if raw is None:
             return None
         dim = self._cell(path, row, "embedding_dim").as_py()
+        return np.frombuffer(raw, "<f2").astype(np.float32).reshape(-1, dim)
+
+    def speaking_scores(self, path: str, row: int) -> np.ndarray | None:
+        """(num_frames,) float32 active-speaker score per frame, or None when not stored."""
+        raw = self._cell(path, row, "speaking_scores").as_py()
+        return None if raw is None else np.frombuffer(raw, "<f4").copy()
+
+    def lip_features(self, path: str, row: int) -> np.ndarray | None:
+        """(num_frames, dim) float32 lip-motion features (LR-ASD visual embedding), or None."""
+        raw = self._cell(path, row, "lip_features").as_py()
+        if raw is None:
+            return None
+        dim = self._cell(path, row, "lip_dim").as_py()
         return np.frombuffer(raw, "<f2").astype(np.float32).reshape(-1, dim)
 
 

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 META_VERSION = b"avforge.schema_version"
 META_TABLE = b"avforge.table"
 
@@ -77,6 +77,7 @@ class RejectReason(enum.StrEnum):
     LOW_FACE_QUALITY = "low_face_quality"
     FACE_HINT_MISMATCH = "face_hint_mismatch"
     NO_SPEECH = "no_speech"
+    NOT_SPEAKING = "not_speaking"
     NOT_IN_SYNC = "not_in_sync"
     LOW_SNR = "low_snr"
     TOO_SHORT = "too_short"
@@ -182,10 +183,14 @@ class SegmentRecord:
     """Fraction of the segment's 25 fps frames without a usable face."""
     speech_ratio: float | None = None
     """Fraction of the segment with speech activity."""
+    speaking_score: float | None = None
+    """Active-speaker score (LR-ASD class-1 logit, > 0 speaking): the window's mean over its speech
+    frames, when measured."""
     sync_score: float | None = None
-    """Audio-visual sync score (mouth motion vs speech envelope), when measured."""
+    """Sync confidence: the mean speaking score at the best audio offset near zero minus the median
+    with the sound moved 0.5-1.5 s away (docs/how_curation_decides.md), when measured."""
     sync_offset_s: Seconds | None = None
-    """Audio offset at which the sync score peaks (within +/-0.3 s)."""
+    """Audio delay (s, positive when the sound lags the lips) at which the speaking score peaks."""
 
 
 @dataclass(frozen=True)
@@ -220,8 +225,13 @@ class ClipRecord:
     """Face centre at ``start_s``, 0..1 of the frame width (for AVSpeech-CSV export)."""
     face_y: float | None = None
     sync_score: float | None = None
+    """Sync confidence (see ``SegmentRecord.sync_score``)."""
+    speaking_score: float | None = None
+    """Mean active-speaker score over the clip's speech frames."""
     has_crops: bool = True
     has_embeddings: bool = False
+    has_lip_features: bool = False
+    """The media row holds LR-ASD lip features (``MediaReader.lip_features``)."""
 
 
 @dataclass(frozen=True)
@@ -391,6 +401,11 @@ MEDIA_SCHEMA = pa.schema(
         pa.field("crop_size", pa.int32(), nullable=True),
         pa.field("face_embeddings", pa.binary(), nullable=True),
         pa.field("embedding_dim", pa.int32(), nullable=True),
+        # Active speaker at `fps`: float32 speaking score per frame (n,) and float16 lip features
+        # (n, lip_dim), LR-ASD's visual embedding.
+        pa.field("speaking_scores", pa.binary(), nullable=True),
+        pa.field("lip_features", pa.binary(), nullable=True),
+        pa.field("lip_dim", pa.int32(), nullable=True),
     ],
     metadata={META_VERSION: SCHEMA_VERSION.encode(), META_TABLE: b"media"},
 )

@@ -27,7 +27,7 @@ from curation.download import DownloadConfig
 from curation.pipeline import curate
 from curation.sources import Source, parse_url_list, scan_folder
 from tests.helpers.curation_http import closed_port_url
-from tests.helpers.curation_videos import bad_inputs, cached
+from tests.helpers.curation_videos import SYNTH_SPEAKER, bad_inputs, cached
 
 SYNC = ClusterConfig(type=ClusterType.SYNCHRONOUS)
 LOCAL2 = ClusterConfig(
@@ -43,6 +43,7 @@ CFG = CurateConfig(
         isolate_process=False,
     ),
     run=RunConfig(progress=False),
+    speaker=SYNTH_SPEAKER,
 )
 N_COPIES = 4
 

@@ -62,6 +62,8 @@ def test_decide_follows_the_documented_order():
         snr_threshold_db=17.0,
         missing_ratio=0.9,
         dropped_ratio=0.9,
+        speaking_score=-3.0,
+        speaking_threshold=0.0,
         sync_score=0.0,
         sync_threshold=0.3,
     )
@@ -73,6 +75,7 @@ def test_decide_follows_the_documented_order():
         ("snr_db", 30.0, RejectReason.LOW_SNR),
         ("missing_ratio", 0.0, RejectReason.FACE_MISSING_FRAMES),
         ("dropped_ratio", 0.1, RejectReason.LOW_FACE_QUALITY),
+        ("speaking_score", 2.0, RejectReason.NOT_SPEAKING),
         ("sync_score", 0.9, RejectReason.NOT_IN_SYNC),
     ]
     ev = everything_bad

@@ -18,10 +18,10 @@ from avforge.synth import load_truth, serve_folder
 from curation.config import CurateConfig, RunConfig
 from curation.pipeline import curate
 from curation.sources import parse_avspeech_csv
-from tests.helpers.curation_videos import cached, render, scenario_clean
+from tests.helpers.curation_videos import SYNTH_SPEAKER, cached, render, scenario_clean
 
 SYNC = ClusterConfig(type=ClusterType.SYNCHRONOUS)
-CFG = CurateConfig(run=RunConfig(progress=False))
+CFG = CurateConfig(run=RunConfig(progress=False), speaker=SYNTH_SPEAKER)
 VIDEO_ID = "cleanaxb001"  # 11 characters: a YouTube-shaped id, as AVSpeech rows carry
 
 

@@ -1,0 +1,202 @@
+"""Active speaker: is the one visible face the person speaking, in sync with the sound?
+
+Contract (pure but for torch; no I/O once the weights are loaded):
+
+- :func:`score_window` takes one candidate window's 25 fps face crops (the LR-ASD geometry,
+  :func:`curation.lrasd.face_crops`), the window's MFCCs (13 at 100 Hz, 4 rows per video frame) and
+  the window's speech mask per video frame, and returns a :class:`SpeakerScores`:
+
+  - ``frame_scores`` (T,): LR-ASD's per-frame speaking score (class-1 logit, > 0 means speaking),
+    smoothed over ``smooth_frames`` (the face against its own sound, as recorded);
+  - ``lip_features`` (T, 128): the network's visual embedding, a lip-motion feature computed anyway
+    (stored with kept clips as an optional face stream for training);
+  - ``speaking_score``: the mean frame score at zero offset over the frames where speech is heard
+    (a listener, a still photo or slides with a voice-over score low: ``not_speaking``);
+  - ``sync_offset_s``: the audio delay (s, positive when the sound lags the lips) within
+    ``max_offset_s`` at which the window's mean score peaks;
+  - ``sync_confidence``: that peak minus the median of the mean scores with the sound moved far away
+    (``contrast_offsets_s``, both signs). The face track's visual embedding is computed once; only
+    the small audio branch and the back end run again per offset. A face with its own, in-sync sound
+    peaks sharply near zero; a face with another person's speech (dubbing) or with its sound moved by
+    a second scores about as well at every offset (``not_in_sync``). An active-speaker model alone
+    mostly watches the lips, so this contrast is what catches dubbing (docs/speaker_calibration.md).
+
+Offsets move the window's own MFCC rows circularly (whole video frames, 4 rows each): every offset
+sees the same sound, only its alignment changes, and no audio from outside the window is needed.
+The GRU back end runs on chunks of about ``chunk_s`` (the authors score 1-6 s windows; one pass over
+3 s chunks matched their averaging), overlapping chunks are averaged, and all chunks of all offsets go
+through the network as one batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from avforge.config import check_range
+from curation.lrasd import LRASD, load_lrasd
+
+FPS = 25.0
+MFCC_PER_FRAME = 4
+
+
+@dataclass(frozen=True)
+class SpeakerConfig:
+    """Active-speaker and sync settings (the ``speaker`` section of the curation config)."""
+
+    enabled: bool = True
+    weights: str = "ava"
+    """``ava`` (bundled LR-ASD weights trained on AVA-ActiveSpeaker: the default), ``talkset``
+    (bundled, fine-tuned on TalkSet: scores silence and shifted sound about as high as the real
+    sound, so the sync check cannot work with it), or a path to another LR-ASD state dict."""
+    min_speaking_score: float = 0.0
+    """Windows whose mean speaking score over speech frames is below this are ``not_speaking``
+    (the model's own decision boundary is 0; docs/speaker_calibration.md has the real distributions)."""
+    min_sync_confidence: float = 1.0
+    """Windows whose sync confidence is below this are ``not_in_sync`` (dubbed or shifted sound)."""
+    max_offset_s: float = 0.32
+    """The sync offset is searched within ±this (whole video frames)."""
+    offset_step_frames: int = 2
+    """Step of that search, in video frames."""
+    contrast_offsets_s: tuple[float, ...] = (0.52, 1.0, 1.52)
+    """Far offsets (each used with both signs) that give the sync confidence's baseline."""
+    chunk_s: float = 3.0
+    """Length of the back end's chunks."""
+    smooth_frames: int = 5
+    """Moving average of the frame scores (the authors smooth over ±2 frames)."""
+    threads: int = 1
+    """torch intra-op threads in each worker (1 per Dask worker process)."""
+
+    def __post_init__(self) -> None:
+        check_range(self, "min_speaking_score", -20.0, 20.0)
+        check_range(self, "min_sync_confidence", -20.0, 20.0)
+        check_range(self, "max_offset_s", 0.0, 1.0)
+        check_range(self, "offset_step_frames", 1, 25)
+        check_range(self, "chunk_s", 1.0, 10.0)
+        check_range(self, "smooth_frames", 1, 25)
+        check_range(self, "threads", 1, 64)
+        if not self.contrast_offsets_s or any(
+            not (self.max_offset_s < abs(o) <= 5.0) for o in self.contrast_offsets_s
+        ):
+            from avforge.config import ConfigError
+
+            raise ConfigError(
+                "contrast_offsets_s must be non-empty, each beyond max_offset_s and at most 5 s",
+                "contrast_offsets_s",
+            )
+
+    @property
+    def near_frames(self) -> list[int]:
+        """Offsets (video frames) searched for the sync peak, 0 included."""
+        k = int(self.max_offset_s * FPS + 1e-6)
+        step = self.offset_step_frames
+        return sorted({0, *range(-(k // step) * step, k + 1, step)})
+
+    @property
+    def far_frames(self) -> list[int]:
+        """The contrast offsets in video frames, both signs."""
+        ks = {round(o * FPS) for o in self.contrast_offsets_s}
+        return sorted(ks | {-k for k in ks})
+
+
+@dataclass(frozen=True, eq=False)
+class SpeakerScores:
+    """What the active-speaker stage measured on one window (see the module docstring)."""
+
+    frame_scores: np.ndarray
+    """(T,) float32 smoothed speaking score per frame (the face against its own sound as it is)."""
+    lip_features: np.ndarray
+    """(T, 128) float32 visual embedding."""
+    speaking_score: float
+    sync_offset_s: float
+    sync_confidence: float
+    offset_scores: dict[int, float]
+    """Mean score over speech frames per offset (video frames), near and far."""
+
+
+def chunk_starts(num_frames: int, chunk: int) -> list[int]:
+    """Starts of equal chunks of ``min(chunk, num_frames)`` frames covering ``num_frames`` (the last
+    one ends at the end; consecutive chunks may overlap)."""
+    if num_frames <= chunk:
+        return [0]
+    n = math.ceil(num_frames / chunk)
+    last = num_frames - chunk
+    return [round(i * last / (n - 1)) for i in range(n)]
+
+
+def smooth(x: np.ndarray, frames: int) -> np.ndarray:
+    """Moving average over ``frames`` along the last axis, shrinking at the edges (no zero pull)."""
+    if frames <= 1 or x.shape[-1] == 0:
+        return x
+    kernel = np.ones(frames)
+    pad = frames // 2
+    num = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="full"), -1, x)
+    den = np.convolve(np.ones(x.shape[-1]), kernel, mode="full")
+    sl = slice(pad, pad + x.shape[-1])
+    return (num[..., sl] / den[sl]).astype(np.float32)
+
+
+def window_mfcc(mfcc: np.ndarray, num_frames: int) -> np.ndarray:
+    """Exactly ``4 * num_frames`` MFCC rows: trimmed, or padded by repeating the last row."""
+    want = MFCC_PER_FRAME * num_frames
+    if len(mfcc) >= want:
+        return mfcc[:want]
+    if len(mfcc) == 0:
+        return np.zeros((want, 13), np.float32)
+    return np.concatenate([mfcc, np.repeat(mfcc[-1:], want - len(mfcc), axis=0)])
+
+
+class ActiveSpeaker:
+    """LR-ASD with the settings of one run; call :meth:`score` per window (see module docstring)."""
+
+    def __init__(self, cfg: SpeakerConfig, model: LRASD | None = None) -> None:
+        self.cfg = cfg
+        self.model = model if model is not None else load_lrasd(cfg.weights)
+
+    @torch.inference_mode()
+    def score(self, faces: np.ndarray, mfcc: np.ndarray, speech: np.ndarray) -> SpeakerScores:
+        """One window: ``faces`` uint8 (T, 112, 112), ``mfcc`` (>= ~4T, 13), ``speech`` (T,) bool."""
+        cfg = self.cfg
+        torch.set_num_threads(cfg.threads)
+        t = len(faces)
+        mf = window_mfcc(np.asarray(mfcc, np.float32), t)
+        near, far = cfg.near_frames, cfg.far_frames
+        offsets = [*near, *far]
+        video = self.model.visual_embed(torch.from_numpy(np.ascontiguousarray(faces))[None])
+        shifted = np.stack([np.roll(mf, -MFCC_PER_FRAME * k, axis=0) for k in offsets])
+        audio = self.model.audio_embed(torch.from_numpy(shifted))  # (offsets, T, 128)
+        chunk = max(1, round(cfg.chunk_s * FPS))
+        starts = chunk_starts(t, chunk)
+        size = min(chunk, t)
+        a_chunks = torch.cat(
+            [audio[:, s : s + size] for s in starts]
+        )  # (chunks*offsets, size, 128)
+        v_chunks = torch.cat([video[:, s : s + size].expand(len(offsets), -1, -1) for s in starts])
+        logits = self.model.logits(self.model.backend(a_chunks, v_chunks))[..., 1]
+        logits = logits.reshape(len(starts), len(offsets), size).numpy()
+        total = np.zeros((len(offsets), t), np.float64)
+        count = np.zeros(t, np.float64)
+        for i, s in enumerate(starts):
+            total[:, s : s + size] += logits[i]
+            count[s : s + size] += 1
+        frame = smooth((total / count).astype(np.float32), cfg.smooth_frames)
+        mask = np.asarray(speech, bool)[:t]
+        if len(mask) < t:
+            mask = np.pad(mask, (0, t - len(mask)))
+        if not mask.any():
+            mask = np.ones(t, bool)
+        means = frame[:, mask].mean(axis=1)
+        by_offset = {k: float(m) for k, m in zip(offsets, means, strict=True)}
+        best = max(near, key=lambda k: (by_offset[k], -abs(k)))
+        baseline = float(np.median([by_offset[k] for k in far]))
+        return SpeakerScores(
+            frame_scores=frame[offsets.index(0)],
+            lip_features=video[0].numpy().astype(np.float32),
+            speaking_score=by_offset[0],
+            sync_offset_s=best / FPS,
+            sync_confidence=by_offset[best] - baseline,
+            offset_scores=by_offset,
+        )

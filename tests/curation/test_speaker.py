@@ -1,0 +1,106 @@
+"""The active-speaker stage (curation.speaker) on real data: the first 4 s of a real talk (the LR-ASD
+known-answer file: the authors' face crops and MFCCs of hdtf_katie_hill), and its pure helpers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avforge.config import ConfigError
+from curation.speaker import (
+    ActiveSpeaker,
+    SpeakerConfig,
+    chunk_starts,
+    smooth,
+    window_mfcc,
+)
+
+REF = Path(__file__).resolve().parents[1] / "data" / "lr_asd" / "reference_katie_4s.npz"
+
+
+@pytest.fixture(scope="module")
+def katie():
+    data = np.load(REF)
+    return data["faces_u8"], data["mfcc"].astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def speaker():
+    return ActiveSpeaker(SpeakerConfig())
+
+
+def test_a_real_talk_with_its_own_sound_is_speaking_and_in_sync(katie, speaker):
+    faces, mfcc = katie
+    out = speaker.score(faces, mfcc, np.ones(len(faces), bool))
+    assert out.frame_scores.shape == (100,) and out.lip_features.shape == (100, 128)
+    assert out.speaking_score > 1.0  # the model's boundary is 0; real talks score ~2-3
+    assert abs(out.sync_offset_s) <= 0.2
+    assert out.sync_confidence > 0.5
+    # Near offsets and the far contrast offsets (both signs) were all scored.
+    cfg = speaker.cfg
+    assert set(out.offset_scores) == set(cfg.near_frames) | set(cfg.far_frames)
+
+
+def test_the_same_face_with_its_sound_moved_a_second_loses_its_sync_peak(katie, speaker):
+    faces, mfcc = katie
+    speech = np.ones(len(faces), bool)
+    own = speaker.score(faces, mfcc, speech)
+    moved = speaker.score(faces, np.roll(mfcc, 100, axis=0), speech)  # 1 s later
+    assert moved.sync_confidence < own.sync_confidence - 0.5
+
+
+def test_a_still_face_over_real_speech_is_not_speaking(katie, speaker):
+    faces, mfcc = katie
+    still = np.repeat(faces[10:11], len(faces), axis=0)
+    out = speaker.score(still, mfcc, np.ones(len(faces), bool))
+    assert out.speaking_score < SpeakerConfig().min_speaking_score
+
+
+def test_speech_mask_selects_the_frames_that_are_averaged(katie, speaker):
+    faces, mfcc = katie
+    mask = np.zeros(len(faces), bool)
+    mask[20:60] = True
+    out = speaker.score(faces, mfcc, mask)
+    assert out.speaking_score == pytest.approx(float(out.frame_scores[20:60].mean()), abs=1e-5)
+    # No speech at all: every frame counts (a speaking score is still defined).
+    none = speaker.score(faces, mfcc, np.zeros(len(faces), bool))
+    assert none.speaking_score == pytest.approx(float(none.frame_scores.mean()), abs=1e-5)
+
+
+def test_chunks_cover_every_frame_with_equal_lengths():
+    assert chunk_starts(50, 75) == [0]
+    for n in (75, 76, 150, 151, 250):
+        starts = chunk_starts(n, 75)
+        covered = np.zeros(n, bool)
+        for s in starts:
+            covered[s : s + 75] = True
+            assert s + 75 <= n
+        assert covered.all() and starts[0] == 0 and starts[-1] == n - 75
+
+
+def test_smooth_is_a_moving_average_that_does_not_pull_edges_to_zero():
+    x = np.array([[1.0, 1.0, 1.0, 1.0, 1.0, 6.0]])
+    out = smooth(x, 5)
+    assert out[0, 0] == pytest.approx(1.0)
+    assert out[0, 3] == pytest.approx((1 + 1 + 1 + 1 + 6) / 5)
+    assert out[0, 5] == pytest.approx((1 + 1 + 6) / 3)
+    assert smooth(x, 1) is x
+
+
+def test_window_mfcc_trims_or_pads_to_four_rows_per_frame():
+    m = np.arange(13 * 10, dtype=np.float32).reshape(10, 13)
+    assert window_mfcc(m, 2).shape == (8, 13)
+    padded = window_mfcc(m, 3)
+    assert padded.shape == (12, 13) and (padded[10:] == m[-1]).all()
+
+
+def test_offsets_and_config_validation():
+    cfg = SpeakerConfig(max_offset_s=0.32, offset_step_frames=2)
+    assert cfg.near_frames == [-8, -6, -4, -2, 0, 2, 4, 6, 8]
+    assert cfg.far_frames == sorted({-13, -25, -38, 13, 25, 38})
+    with pytest.raises(ConfigError, match="contrast_offsets_s"):
+        SpeakerConfig(contrast_offsets_s=(0.2,))
+    with pytest.raises(ConfigError):
+        SpeakerConfig(smooth_frames=0)
