@@ -35,8 +35,14 @@ class FaceStream(enum.StrEnum):
 
     NONE = "none"
     CROPS = "crops"
+    """Face crops (uint8 RGB) decoded from the media shards' JPEGs."""
     EMBEDDINGS = "embeddings"
+    """Stored per-frame face embeddings (ArcFace identity, when curation made them)."""
     BOTH = "both"
+    """Crops and embeddings."""
+    LIPS = "lips"
+    """Stored per-frame lip features: the LR-ASD active-speaker network's visual embedding (128
+    float16 a frame at 25 fps), a lip-motion feature, not an identity one."""
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ class MediaRef(NamedTuple):
     sample_rate_hz: int
     has_crops: bool
     has_embeddings: bool
+    has_lip_features: bool = False
 
 
 def index_table(table: pa.Table, key: str, corpus: str, *, with_faces: bool) -> dict[str, MediaRef]:
@@ -49,6 +50,7 @@ def index_table(table: pa.Table, key: str, corpus: str, *, with_faces: bool) -> 
             int(cols["sample_rate_hz"][i]),
             bool(cols["has_crops"][i]) if with_faces else False,
             bool(cols["has_embeddings"][i]) if with_faces else False,
+            bool(cols["has_lip_features"][i]) if with_faces else False,
         )
     return out
 

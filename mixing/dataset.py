@@ -20,8 +20,9 @@ shards it without duplicates or losses and makes it resumable:
 :func:`freeze_recipes`, ``avforge mix freeze``); rendering is deterministic, so only recipes are stored.
 
 Items are dicts of tensors: ``mixture`` (T,), ``images`` and ``targets`` (n, T), ``noise`` (T,),
-``face_mask`` (n, V) bool, ``face_crops`` (n, V, H, W, 3) uint8 and ``face_embeddings`` (n, V, D)
-when configured, ``index`` and ``epoch`` (int64). See :mod:`mixing.render` for their meaning.
+``face_mask`` (n, V) bool, ``face_crops`` (n, V, H, W, 3) uint8, ``face_embeddings`` (n, V, D) and
+``lip_features`` (n, V, D_lip) when configured, ``index`` and ``epoch`` (int64). See
+:mod:`mixing.render` for their meaning.
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def to_item(rendered: RenderedMixture) -> dict[str, torch.Tensor]:
         item["face_crops"] = torch.from_numpy(rendered.face_crops)
     if rendered.face_embeddings is not None:
         item["face_embeddings"] = torch.from_numpy(rendered.face_embeddings)
+    if rendered.lip_features is not None:
+        item["lip_features"] = torch.from_numpy(rendered.lip_features)
     return item
 
 

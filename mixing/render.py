@@ -24,9 +24,9 @@ Then one peak guard: a single factor <= 1 for mixture, images, targets and noise
 sample exceeds ``peak_max_abs`` and the mixture stays exactly ``sum(images) + noise``.
 
 Faces: per speaker, ``num_video_frames(T)`` frames (75 per 3 s) at 25 fps; mixture frame ``k`` shows
-clip frame ``offset_frames + k - start_frames``. ``face_mask`` is False (and the crop / embedding zeros)
-before the speaker starts, past the clip's end, where ``face_present`` is False, and for clips without
-that stream.
+clip frame ``offset_frames + k - start_frames``. ``face_mask`` is False (and the crop / embedding /
+lip feature zeros) before the speaker starts, past the clip's end, where ``face_present`` is False, and
+for clips without that stream.
 
 Faces are rendered by :class:`mixing.faces.FaceStreams` (same frame mapping).
 
@@ -80,6 +80,9 @@ class RenderedMixture:
     peak_scale: float
     """The peak guard's common factor (1.0 when nothing was too loud)."""
     spec: MixtureSpec
+    lip_features: np.ndarray | None = None
+    """(n, V, D_lip) float32 LR-ASD lip features, or None when the config asks for none
+    (``face_stream: lips``)."""
 
 
 MAX_ATTEMPTS = 16
@@ -363,15 +366,16 @@ def render_item(
     crops_out: np.ndarray | None = None,
     audio_out: AudioOut | None = None,
     first_attempt: int = 0,
+    lips_out: np.ndarray | None = None,
 ) -> RenderedMixture:
     """Draw and render item ``index`` of ``epoch``; a recipe with a silent crop is redrawn with
     ``attempt`` 1, 2, ... (deterministically), up to ``MAX_ATTEMPTS`` times. ``crops_out``,
-    ``audio_out``: see :meth:`MixtureRenderer.__call__`. ``first_attempt``: the first attempt
-    tried (:func:`render_items` passes 1 for items whose first draw was silent)."""
+    ``lips_out``, ``audio_out``: see :meth:`MixtureRenderer.__call__`. ``first_attempt``: the first
+    attempt tried (:func:`render_items` passes 1 for items whose first draw was silent)."""
     for attempt in range(first_attempt, MAX_ATTEMPTS):
         try:
             spec = sampler(epoch=epoch, index=index, attempt=attempt)
-            return renderer(spec, crops_out=crops_out, audio_out=audio_out)
+            return renderer(spec, crops_out=crops_out, audio_out=audio_out, lips_out=lips_out)
         except SilentRecipeError:
             continue
     raise MixingError(f"item {index} of epoch {epoch}: {MAX_ATTEMPTS} draws were all silent")
@@ -386,6 +390,8 @@ class RenderedBatch:
     """The batch's audio: (B, n, T) images and targets, (B, T) mixtures and noises."""
     crops: np.ndarray | None
     """(B, n, V, H, W, 3) uint8 face crops, or None when the renderers make none."""
+    lips: np.ndarray | None = None
+    """(B, n, V, D_lip) float32 lip features, or None when the renderers make none."""
 
 
 def render_items(
@@ -395,7 +401,8 @@ def render_items(
     indices: Sequence[int],
 ) -> RenderedBatch:
     """Items ``indices[k]`` of ``epoch``, item k drawn by ``draws[k]`` (its corpus's renderer and
-    sampler), rendered as one batch (:func:`render_audio_batch`, crops into one batch array):
+    sampler), rendered as one batch (:func:`render_audio_batch`, crops and lip features into one
+    batch array each):
     each item equals :func:`render_item` of it, bit for bit. First draws that are silent are
     redrawn one by one (attempt 1, 2, ...) into their batch rows.
 
@@ -408,14 +415,18 @@ def render_items(
         for (renderer, sampler), i in zip(draws, indices, strict=True)
     ]
     batch = render_audio_batch(jobs)
-    crop_px = jobs[0][0].faces.crop_size_px
-    crops_out = None
-    if crop_px is not None:
-        n, n_frames = batch.images.shape[1], jobs[0][0].num_video_frames(jobs[0][1])
+    faces = jobs[0][0].faces
+    n, n_frames = batch.images.shape[1], jobs[0][0].num_video_frames(jobs[0][1])
+    crops_out = lips_out = None
+    if faces.crop_size_px is not None:
+        crop_px = faces.crop_size_px
         crops_out = np.zeros((len(jobs), n, n_frames, crop_px, crop_px, 3), np.uint8)
+    if faces.lip_dim is not None:
+        lips_out = np.zeros((len(jobs), n, n_frames, faces.lip_dim), np.float32)
     items = []
     for k, (renderer, spec) in enumerate(jobs):
         crops = None if crops_out is None else crops_out[k]
+        lips = None if lips_out is None else lips_out[k]
         if k in batch.silent:
             _, sampler = draws[k]
             item = render_item(
@@ -426,13 +437,14 @@ def render_items(
                 crops_out=crops,
                 audio_out=(batch.images[k], batch.noise[k], batch.mixture[k]),
                 first_attempt=1,
+                lips_out=lips,
             )
             if batch.targets is not batch.images:
                 batch.targets[k] = item.targets
             batch.peak_scales[k] = item.peak_scale
             items.append(item)
             continue
-        mask, face_crops, emb = renderer.faces(spec, crops_out=crops)
+        frames = renderer.faces(spec, crops_out=crops, lips_out=lips)
         images = batch.images[k]
         targets = images if batch.targets is batch.images else batch.targets[k]
         items.append(
@@ -441,14 +453,15 @@ def render_items(
                 images,
                 targets,
                 batch.noise[k],
-                mask,
-                face_crops,
-                emb,
+                frames.mask,
+                frames.crops,
+                frames.embeddings,
                 batch.peak_scales[k],
                 spec,
+                frames.lips,
             )
         )
-    return RenderedBatch(items, batch, crops_out)
+    return RenderedBatch(items, batch, crops_out, lips_out)
 
 
 class MixtureRenderer:
@@ -634,10 +647,13 @@ class MixtureRenderer:
         *,
         crops_out: np.ndarray | None = None,
         audio_out: AudioOut | None = None,
+        lips_out: np.ndarray | None = None,
     ) -> RenderedMixture:
         """Render ``spec`` completely (audio and the configured face streams); the audio goes into
-        ``audio_out`` (see :meth:`render_audio`) and the face crops into ``crops_out`` (see
-        :class:`mixing.faces.FaceStreams`) when given."""
+        ``audio_out`` (see :meth:`render_audio`), the face crops into ``crops_out`` and the lip
+        features into ``lips_out`` (see :class:`mixing.faces.FaceStreams`) when given."""
         mixture, images, targets, noise, scale = self.render_audio(spec, out=audio_out)
-        mask, crops, emb = self.faces(spec, crops_out=crops_out)
-        return RenderedMixture(mixture, images, targets, noise, mask, crops, emb, scale, spec)
+        f = self.faces(spec, crops_out=crops_out, lips_out=lips_out)
+        return RenderedMixture(
+            mixture, images, targets, noise, f.mask, f.crops, f.embeddings, scale, spec, f.lips
+        )

@@ -20,7 +20,8 @@ class SeparationBatch:
     sources: Tensor
     """(B, n, L) float32: each speaker's target as it sounds in the mixture, in face order."""
     faces: Tensor | None = None
-    """Per speaker, in the same order: crops uint8 (B, n, T_v, H, W, 3) or embeddings (B, n, T_v, D)."""
+    """Per speaker, in the same order: crops uint8 (B, n, T_v, H, W, 3), embeddings (B, n, T_v, D)
+    or lip features float32 (B, n, T_v, 128)."""
     mixture_ids: list[str] = dataclasses.field(default_factory=list)
     images: Tensor | None = None
     """(B, n, L) each speaker as heard in the mixture (reverberant when the mixture is); equals

@@ -49,14 +49,19 @@ class ModelConfig:
     residual_mask: bool = False
     """One more output for the rest of the mixture (noise, or speakers without a face stream)."""
     visual_input: VisualInput = VisualInput.CROPS
-    """``crops`` (small CNN, works offline on any corpus) or ``embeddings`` (ArcFace, when stored)."""
+    """``crops`` (small CNN, works offline on any corpus), ``embeddings`` (ArcFace identity, when
+    stored) or ``lips`` (LR-ASD lip-motion features, when curation stored them: ``has_lip_features``
+    in the clips manifest; two temporal convs instead of the dilated visual stream)."""
     embedding_dim: int = 512
+    lip_dim: int = 128
+    """Width of the stored lip features (LR-ASD's visual embedding: 128)."""
     crop_feature_dim: int = 128
     audio_channels: int = 96
     audio_out_channels: int = 8
     audio_layers: int = 15
     visual_channels: int = 256
     visual_layers: int = 6
+    """Layers of the dilated visual stream (crops, embeddings; the lips stream has two)."""
     lstm_hidden: int = 400
     """BLSTM units per direction (the paper leaves it open)."""
     fc_dim: int = 600
@@ -68,6 +73,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         check_range(self, "n_sources", 1, 6)
         check_range(self, "embedding_dim", 1, 4096)
+        check_range(self, "lip_dim", 1, 4096)
         check_range(self, "crop_feature_dim", 1, 4096)
         check_range(self, "audio_channels", 1, 1024)
         check_range(self, "audio_out_channels", 1, 256)

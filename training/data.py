@@ -16,11 +16,17 @@ Built on mixing's recipe sampler (:class:`mixing.sampler.RecipeSampler`: recipe 
 - :class:`FrozenMixtures`: a map-style dataset over a fixed list of recipes (a frozen set);
   :class:`DrawnMixtures`: the first items of epoch 0 of a source (validation drawn on the fly).
 - :func:`collate`: rendered mixtures -> :class:`training.batch.SeparationBatch`.
+
+Faces per ``data.mixing.render.face_stream`` (set from ``model.visual_input``): uint8 crops
+(B, n, V, H, W, 3), embeddings (B, n, V, D) or lip features (B, n, V, 128) float32, V = 25 fps frames
+of the mixture, every stream on the same frames (mixing's frame mapping). ``lips`` needs lip features
+for every clip of the pool: :class:`MixtureSource` (and :func:`check_lip_features`) raise
+:class:`DataError` naming the corpus, the split and how many clips lack them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -49,12 +55,14 @@ def collate(
     face_stream: FaceStream,
     crops: np.ndarray | None = None,
     audio: tuple[np.ndarray, np.ndarray] | None = None,
+    lips: np.ndarray | None = None,
 ) -> SeparationBatch:
-    """Stack rendered mixtures into a batch; faces are crops (uint8) or embeddings per ``face_stream``.
+    """Stack rendered mixtures into a batch; faces are crops (uint8), embeddings or lip features
+    per ``face_stream``.
 
-    ``crops``, ``audio``: the batch's (B, n, V, H, W, 3) crops and (images (B, n, T), mixture
-    (B, T)) when the items were rendered into them (then only reverberant targets are stacked;
-    for dry items the sources are the images, one tensor)."""
+    ``crops``, ``lips``, ``audio``: the batch's (B, n, V, H, W, 3) crops, (B, n, V, D) lip features
+    and (images (B, n, T), mixture (B, T)) when the items were rendered into them (then only
+    reverberant targets are stacked; for dry items the sources are the images, one tensor)."""
     if audio is None:
         mixture = torch.from_numpy(np.stack([it.mixture for it in items]))
         images = torch.from_numpy(np.stack([it.images for it in items]))
@@ -76,12 +84,41 @@ def collate(
         if any(e is None for e in emb):
             raise DataError("face embeddings requested but a rendered mixture has none")
         faces = torch.from_numpy(np.stack(emb))  # type: ignore[arg-type]
+    elif face_stream == FaceStream.LIPS:
+        if any(it.lip_features is None for it in items):
+            raise DataError("lip features requested but a rendered mixture has none")
+        if lips is None:
+            lips = np.stack([it.lip_features for it in items])  # type: ignore[misc]
+        faces = torch.from_numpy(lips)
     ids = [it.spec.mixture_id for it in items]
     return SeparationBatch(mixture, sources, faces, ids, images)
 
 
+def check_lip_features(renderer: MixtureRenderer, clip_ids: Iterable[str], where: str) -> None:
+    """Raise :class:`DataError` unless every clip of ``clip_ids`` has lip features
+    (``has_lip_features`` in the clips manifest); ``where`` names the corpus and split. Clips the
+    corpus does not have are left to the renderer's recipe check."""
+    ids = list(dict.fromkeys(clip_ids))
+    missing = [c for c in ids if c in renderer.clips and not renderer.clips[c].has_lip_features]
+    if missing:
+        raise lip_features_error(where, len(missing), len(ids), missing[:3])
+
+
+def lip_features_error(where: str, missing: int, total: int, examples: Sequence[str]) -> DataError:
+    """The error for clips without lip features under ``model.visual_input: lips``."""
+    return DataError(
+        f"{where}: model.visual_input lips needs lip features, but {missing} of {total} clips "
+        f"have none (has_lip_features is false in the clips manifest, e.g. {list(examples)}); "
+        "curate with speaker.enabled and export.store_lip_features on (the defaults), or train "
+        "with model.visual_input crops"
+    )
+
+
 class MixtureSource:
-    """Recipes and renderers of one split over several corpora (cheap to pickle into workers)."""
+    """Recipes and renderers of one split over several corpora (cheap to pickle into workers).
+
+    With ``face_stream: lips`` every clip of each corpus's split must have lip features
+    (:class:`DataError` otherwise, before anything is rendered)."""
 
     def __init__(self, corpora: Sequence[str], mixing: MixingConfig) -> None:
         if not corpora:
@@ -96,8 +133,22 @@ class MixtureSource:
                 sampler = RecipeSampler.from_corpus(corpus, mixing)
             except ValueError as exc:  # SamplerError (too few clips / speakers), ManifestError
                 raise DataError(f"{corpus} ({mixing.split.value} split): {exc}") from None
+            where = f"{corpus} ({mixing.split.value} split)"
+            clip_ids = sampler.pools.clip_ids
+            lips = mixing.render.face_stream == FaceStream.LIPS
+            try:
+                renderer = MixtureRenderer(corpus, mixing.render)
+            except MixingError:
+                if not lips:
+                    raise
+                # the face streams found no clip with lip features in the whole corpus
+                raise lip_features_error(
+                    where, len(clip_ids), len(clip_ids), clip_ids[:3]
+                ) from None
+            if lips:
+                check_lip_features(renderer, clip_ids, where)
             self.samplers.append(sampler)
-            self.renderers.append(MixtureRenderer(corpus, mixing.render))
+            self.renderers.append(renderer)
             weights.append(len(sampler.pools.clip_ids))
         self.weights = np.asarray(weights, np.float64) / float(sum(weights))
 
@@ -181,8 +232,8 @@ class MixtureStream(IterableDataset):
 
     def render_batch(self, indices: Sequence[int]) -> SeparationBatch:
         """The items ``indices`` of this epoch as one batch, rendered together
-        (:meth:`MixtureSource.items`: audio and face crops straight into the batch arrays, the
-        level and peak arithmetic once per batch)."""
+        (:meth:`MixtureSource.items`: audio, face crops and lip features straight into the batch
+        arrays, the level and peak arithmetic once per batch)."""
         rendered = self.source.items(self.epoch, indices)
         audio = rendered.audio
         return collate(
@@ -190,6 +241,7 @@ class MixtureStream(IterableDataset):
             self.source.mixing.render.face_stream,
             crops=rendered.crops,
             audio=(audio.images, audio.mixture),
+            lips=rendered.lips,
         )
 
 

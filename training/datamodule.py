@@ -11,8 +11,10 @@
 - Validation: a frozen mixture set (``data.val_mixtures``: a folder with a ``mixtures`` manifest of
   recipes over the first corpus), else ``val_items`` recipes drawn once from the val split.
 
-Faces: the model decides the stream (``FaceStream.NONE`` for audio-only, crops or embeddings for AV);
-the rest of the render config comes from ``data.mixing.render``.
+Faces: the model decides the stream (``FaceStream.NONE`` for audio-only; crops, embeddings or lip
+features for AV, from ``model.visual_input``); the rest of the render config comes from
+``data.mixing.render``. With lip features every clip the training and validation mixtures can use
+must have them (:class:`training.data.DataError` otherwise, when the loaders are built).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from torch.utils.data import DataLoader
 from manifests import read_mixtures, table_to_records
 from manifests.schema import MixtureSpec, Split
 from mixing.config import FaceStream
-from mixing.render import MixtureRenderer
+from mixing.render import MixingError, MixtureRenderer
 from training.config import DataConfig
 from training.data import (
     DataError,
@@ -34,7 +36,9 @@ from training.data import (
     FrozenMixtures,
     MixtureSource,
     MixtureStream,
+    check_lip_features,
     collate,
+    lip_features_error,
     split_config,
 )
 
@@ -131,7 +135,18 @@ class SeparationDataModule(pl.LightningDataModule):
     def _build_val(self) -> FrozenMixtures | DrawnMixtures | None:
         if self.data.val_mixtures:
             specs = table_to_records(read_mixtures(self.data.val_mixtures), MixtureSpec)
-            renderer = MixtureRenderer(self.data.corpora[0], self.val_mixing.render)
+            corpus = self.data.corpora[0]
+            if self.face_stream != FaceStream.LIPS:
+                return FrozenMixtures(specs, MixtureRenderer(corpus, self.val_mixing.render))
+            where = f"{corpus} (val_mixtures {self.data.val_mixtures})"
+            clip_ids = list(dict.fromkeys(c for spec in specs for c in spec.clip_ids))
+            try:
+                renderer = MixtureRenderer(corpus, self.val_mixing.render)
+            except MixingError:  # no clip of the corpus has lip features
+                raise lip_features_error(
+                    where, len(clip_ids), len(clip_ids), clip_ids[:3]
+                ) from None
+            check_lip_features(renderer, clip_ids, where)
             return FrozenMixtures(specs, renderer)
         if self.data.val_items == 0:
             return None

@@ -28,7 +28,7 @@ from manifests.schema import MixtureSpec
 from mixing.config import FaceStream, RenderConfig
 from mixing.render import MixtureRenderer
 from training import losses, metrics
-from training.data import collate
+from training.data import DataError, check_lip_features, collate
 from training.models import AudioVisualSeparator, MaskSeparator, load_model
 from training.report import EvalRecord, model_label, render_tables, write_report
 
@@ -130,6 +130,12 @@ def evaluate(
         model, render = load_separator(checkpoint)
         render = dataclasses.replace(render, face_stream=face_stream_of(model))
         renderer = MixtureRenderer(str(corpus or mixtures), render)
+        if render.face_stream == FaceStream.LIPS:
+            try:
+                clip_ids = (c for spec in specs for c in spec.clip_ids)
+                check_lip_features(renderer, clip_ids, str(corpus or mixtures))
+            except DataError as exc:
+                raise EvaluateError(f"{checkpoint}: {exc}") from None
         records += evaluate_model(
             model, specs, renderer, batch_size=batch_size, perceptual=perceptual, device=device
         )

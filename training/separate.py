@@ -11,7 +11,9 @@ Contract:
   best match the running estimate on the overlap first (correlation, exhaustive over n! orders).
 - :func:`separate_video`: decode a video's audio (ffmpeg), track its faces and crop them (curation's
   detector) and write one WAV per chosen face. It raises :class:`SeparateError` for a video with no
-  audio, fewer faces than asked, or a model that cannot take the chosen number of faces.
+  audio, fewer faces than asked, a model that cannot take the chosen number of faces, or an AV model
+  that reads another visual input than face crops (embeddings, lip features: computing those from a
+  video is curation's job; :func:`separate_long` takes them when given).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import torch
 from torch import Tensor
 
 from manifests.media import FaceTrack
-from training.models import AudioVisualSeparator, MaskSeparator
+from training.models import AudioVisualSeparator, MaskSeparator, VisualInput
 
 SAMPLE_RATE_HZ = 16000
 FPS = 25
@@ -192,6 +194,12 @@ def separate_video(
 
     from curation.decode import MediaError, decode_audio
 
+    if isinstance(model, AudioVisualSeparator) and model.visual_input != VisualInput.CROPS:
+        raise SeparateError(
+            f"the model reads {model.visual_input.value} per face; separate computes face crops "
+            "only (use a model trained with model.visual_input: crops, or separate_long with "
+            "precomputed features)"
+        )
     try:
         audio = decode_audio(str(video), SAMPLE_RATE_HZ)
     except MediaError as exc:

@@ -56,6 +56,7 @@ def build_model(model: ModelConfig, loss: LossConfig | None = None) -> MaskSepar
         n_faces=model.n_sources,
         visual_input=model.visual_input,
         embedding_dim=model.embedding_dim,
+        lip_dim=model.lip_dim,
         crop_feature_dim=model.crop_feature_dim,
         visual_channels=model.visual_channels,
         visual_layers=model.visual_layers,

@@ -52,6 +52,8 @@ def face_stream_for(cfg: TrainConfig) -> FaceStream:
         return FaceStream.NONE
     if cfg.model.visual_input == VisualInput.EMBEDDINGS:
         return FaceStream.EMBEDDINGS
+    if cfg.model.visual_input == VisualInput.LIPS:
+        return FaceStream.LIPS
     return FaceStream.CROPS
 
 

@@ -7,7 +7,9 @@
   tracks are synthetic but plausible: a 25 fps box drifting slowly around a speaker-specific position,
   five landmarks, quality 0.8..1, a few frames marked missing (``face_present`` False, no JPEG), and
   small JPEG crops of a drawn face whose mouth opens with the audio envelope of that frame. Optional
-  float16 embeddings: a per-speaker unit vector plus a little per-frame noise.
+  float16 embeddings: a per-speaker unit vector plus a little per-frame noise. Optional lip features
+  (:func:`synthetic_lip_features`, 128 float16 a frame, like curation's LR-ASD features) with a known
+  answer: column 0 is the clip's frame index, column 1 the clip's number in the corpus.
 - ``clips/clips-00000.arrow`` and ``sources/sources-00000.arrow``: one ``ClipRecord`` per clip, each
   clip from its own source; ``speaker_id`` is the real speaker.
 - the bundled noises (kitchen, exercise bike: ``noise``; guitar: ``music``) through
@@ -136,6 +138,26 @@ def face_crops(
     ]
 
 
+LIP_DIM = 128
+"""Width of curation's lip features (LR-ASD's visual embedding)."""
+
+
+def synthetic_lip_features(audio: np.ndarray, clip_number: int, dim: int = LIP_DIM) -> np.ndarray:
+    """(num_frames, dim) float32 stand-ins for a clip's LR-ASD lip features, exact in float16:
+    column 0 is the frame index (0, 1, 2, ...), column 1 ``clip_number``, the others the frame's
+    mouth opening (audio RMS, 0..1, as the drawn crops show it) times a fixed +-1 pattern."""
+    n = audio.shape[0] // SAMPLES_PER_FRAME
+    frames = audio[: n * SAMPLES_PER_FRAME].reshape(n, SAMPLES_PER_FRAME).astype(np.float64)
+    rms = np.sqrt(np.mean(frames**2, axis=1))
+    opening = np.clip(rms / (rms.max() + 1e-12), 0.0, 1.0)
+    pattern = np.where(np.arange(dim - 2) % 3 == 0, -1.0, 1.0)
+    out = np.empty((n, dim), np.float32)
+    out[:, 0] = np.arange(n)
+    out[:, 1] = clip_number
+    out[:, 2:] = np.round(opening[:, None] * pattern[None, :], 3)
+    return out
+
+
 def build_corpus(
     tmp_path: Path,
     *,
@@ -144,6 +166,7 @@ def build_corpus(
     clip_duration_s: float = 4.0,
     with_faces: bool = True,
     with_embeddings: bool = False,
+    with_lip_features: bool = False,
     crop_size_px: int = 32,
     missing_face_ratio: float = 0.1,
     with_noises: bool = True,
@@ -155,6 +178,8 @@ def build_corpus(
 
     ``clip_duration_s`` is rounded down to whole 40 ms frames. Clip ``j`` of a speaker starts
     ``0.52 j`` seconds into that speaker's (looped) speech, so clips of one speaker differ.
+    ``with_lip_features`` (needs ``with_faces``): :func:`synthetic_lip_features` per clip, whose
+    clip number is the clip's media row.
     """
     if not 1 <= n_speakers <= len(SPEAKERS):
         raise ValueError(f"n_speakers must be 1..{len(SPEAKERS)}, got {n_speakers}")
@@ -176,7 +201,7 @@ def build_corpus(
             audio = speech[j * stride : j * stride + num_samples]
             clip_id = f"{speaker}-{j:02d}"
             source_id = f"src-{speaker}-{j:02d}"
-            track = crops = emb = None
+            track = crops = emb = lips = None
             if with_faces:
                 centre = (160.0 + 40 * s, 120.0 + 10 * j)
                 track = synthetic_face_track(
@@ -186,6 +211,8 @@ def build_corpus(
                 if with_embeddings:
                     noise = rng.normal(scale=0.05, size=(n_frames, 16))
                     emb = (voice[None, :] + noise).astype(np.float32)
+                if with_lip_features:
+                    lips = synthetic_lip_features(audio, len(media))
             media.append(
                 MediaRecord(
                     media_id=clip_id,
@@ -195,6 +222,7 @@ def build_corpus(
                     crops_jpeg=crops,
                     crop_size=crop_size_px if with_faces else None,
                     embeddings=emb,
+                    lip_features=lips,
                 )
             )
             clips.append(
@@ -214,6 +242,7 @@ def build_corpus(
                     speaker_id=speaker,
                     has_crops=with_faces,
                     has_embeddings=emb is not None,
+                    has_lip_features=lips is not None,
                 )
             )
             sources.append(

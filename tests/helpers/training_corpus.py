@@ -4,7 +4,9 @@ Speakers ``aew`` (male) and ``axb`` (female) of CMU ARCTIC (``avforge/assets/aud
 one clip from its own source: utterances 1 and 2 of each speaker are the ``train`` split, utterance 3
 is both the ``val`` and the ``test`` split (two clips, one per split, same audio), so evaluation mixes
 utterances the model never heard. Faces come from :mod:`tests.helpers.corpus`: a drawn face per speaker
-whose mouth opens with the audio envelope (so the visual stream carries real timing information).
+whose mouth opens with the audio envelope (so the visual stream carries real timing information),
+and optionally lip features (:func:`tests.helpers.corpus.synthetic_lip_features`: column 0 the clip
+frame index, column 1 the clip's media row).
 """
 
 from __future__ import annotations
@@ -25,7 +27,13 @@ from manifests import (
     write_records,
 )
 from manifests.io import shard_path
-from tests.helpers.corpus import ASSETS, SAMPLES_PER_FRAME, face_crops, synthetic_face_track
+from tests.helpers.corpus import (
+    ASSETS,
+    SAMPLES_PER_FRAME,
+    face_crops,
+    synthetic_face_track,
+    synthetic_lip_features,
+)
 
 UTTERANCES: dict[str, tuple[str, ...]] = {
     "aew": (
@@ -47,7 +55,9 @@ SPLITS: tuple[tuple[int, Split], ...] = (
 )
 
 
-def build_two_speaker_corpus(out: Path, *, crop_size_px: int = 24, seed: int = 0) -> Path:
+def build_two_speaker_corpus(
+    out: Path, *, crop_size_px: int = 24, seed: int = 0, with_lip_features: bool = False
+) -> Path:
     """Write the corpus into ``out`` (see the module docstring) and return ``out``."""
     rng = np.random.default_rng(seed)
     media: list[MediaRecord] = []
@@ -64,9 +74,16 @@ def build_two_speaker_corpus(out: Path, *, crop_size_px: int = 24, seed: int = 0
             track = synthetic_face_track(audio, rng, missing_ratio=0.0, centre=(160.0, 120.0))
             crops = face_crops(audio, track, crop_size_px, tone)
             clip_id = f"{speaker}-u{utt}-{split.value}"
+            lips = synthetic_lip_features(audio, len(media)) if with_lip_features else None
             media.append(
                 MediaRecord(
-                    clip_id, 16000, audio, track=track, crops_jpeg=crops, crop_size=crop_size_px
+                    clip_id,
+                    16000,
+                    audio,
+                    track=track,
+                    crops_jpeg=crops,
+                    crop_size=crop_size_px,
+                    lip_features=lips,
                 )
             )
             duration_s = audio.shape[0] / 16000
@@ -85,6 +102,7 @@ def build_two_speaker_corpus(out: Path, *, crop_size_px: int = 24, seed: int = 0
                     media_shard=shard + ".arrow",
                     media_row=len(media) - 1,
                     speaker_id=speaker,
+                    has_lip_features=with_lip_features,
                 )
             )
             sources.append(

@@ -1,9 +1,11 @@
 """Mask-based separators composed from parts: spectral encoder, streams, mask head, spectral decoder.
 
 - :class:`AudioVisualSeparator`: the AVSpeech paper's model. Mixture (B, L) plus one visual input per
-  face, either face embeddings (B, n_faces, T_v, D) (ArcFace when the corpus has them) or face crops
-  (B, n_faces, T_v, H, W, 3) through :class:`CropFrontEnd`; one output per face in face order, plus one
-  for the residual (noise or off-screen speakers) when ``residual_mask`` is set.
+  face, either face embeddings (B, n_faces, T_v, D) (ArcFace when the corpus has them), face crops
+  (B, n_faces, T_v, H, W, 3) through :class:`CropFrontEnd`, or lip features (B, n_faces, T_v, D_lip)
+  (LR-ASD's visual embedding, stored by curation) through the small :class:`LipStream` instead of
+  the dilated visual stream; one output per face in face order, plus one for the residual (noise or
+  off-screen speakers) when ``residual_mask`` is set.
 - :class:`AudioOnlySeparator`: the same audio stream and head without faces; its ``n_src`` outputs
   have no order (train it with permutation-invariant losses), plus the residual output when set.
 
@@ -26,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from training.models import spectral
-from training.models.streams import AudioStream, CropFrontEnd, MaskHead, VisualStream
+from training.models.streams import AudioStream, CropFrontEnd, LipStream, MaskHead, VisualStream
 
 
 class VisualInput(enum.StrEnum):
@@ -36,6 +38,9 @@ class VisualInput(enum.StrEnum):
     """Precomputed face embeddings (ArcFace, 512-d) from the media shards."""
     CROPS = "crops"
     """Face crops (uint8 RGB), encoded by a small CNN trained end to end."""
+    LIPS = "lips"
+    """Lip features (LR-ASD's 128-d visual embedding per frame, a lip-motion feature) from the media
+    shards, through two temporal convs (:class:`LipStream`)."""
 
 
 @dataclasses.dataclass
@@ -107,6 +112,7 @@ class AudioVisualSeparator(MaskSeparator):
         mask_bound: float = 2.0,
         cmc_dim: int = 0,
         power: float = spectral.POWER,
+        lip_dim: int = 128,
     ) -> None:
         super().__init__(power)
         if not 1 <= n_faces <= 6:
@@ -128,6 +134,7 @@ class AudioVisualSeparator(MaskSeparator):
             "mask_bound": mask_bound,
             "cmc_dim": cmc_dim,
             "power": power,
+            "lip_dim": lip_dim,
         }
         self.n_faces, self.visual_input = n_faces, visual_input
         self.n_out = n_faces + int(residual_mask)
@@ -135,8 +142,17 @@ class AudioVisualSeparator(MaskSeparator):
         self.front_end = (
             CropFrontEnd(crop_feature_dim) if visual_input == VisualInput.CROPS else nn.Identity()
         )
-        in_dim = crop_feature_dim if visual_input == VisualInput.CROPS else embedding_dim
-        self.visual_stream = VisualStream(in_dim, visual_channels, visual_layers)
+        self.visual_in_dim = {
+            VisualInput.CROPS: crop_feature_dim,
+            VisualInput.EMBEDDINGS: embedding_dim,
+            VisualInput.LIPS: lip_dim,
+        }[visual_input]
+        """Per-frame width the visual stream reads (after the crop front end for crops)."""
+        self.visual_stream: nn.Module = (
+            LipStream(lip_dim, visual_channels)
+            if visual_input == VisualInput.LIPS
+            else VisualStream(self.visual_in_dim, visual_channels, visual_layers)
+        )
         fused_dim = audio_out_channels * spectral.NUM_BINS + n_faces * visual_channels
         self.head = MaskHead(
             fused_dim, self.n_out, spectral.NUM_BINS, lstm_hidden, fc_dim, mask_bound=mask_bound
@@ -150,6 +166,13 @@ class AudioVisualSeparator(MaskSeparator):
             raise ValueError("AudioVisualSeparator needs faces")
         if faces.shape[1] != self.n_faces:
             raise ValueError(f"model has {self.n_faces} face streams, got {faces.shape[1]} faces")
+        if self.visual_input != VisualInput.CROPS and (
+            faces.dim() != 4 or faces.shape[-1] != self.visual_in_dim
+        ):
+            raise ValueError(
+                f"model reads {self.visual_in_dim}-d {self.visual_input.value} per face frame "
+                f"(B, n, T_v, {self.visual_in_dim}), got faces of shape {tuple(faces.shape)}"
+            )
         feats = self.front_end(faces)  # (B, n, T_v, D)
         b, n, t_v, d = feats.shape
         v = self.visual_stream(feats.reshape(b * n, t_v, d).transpose(1, 2).float())

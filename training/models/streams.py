@@ -9,6 +9,11 @@ Shapes (B batch, T audio frames at 100 Hz, F = 257 bins, T_v video frames at 25 
   (7, 5, 5, 5, 5, 5 with dilations 1, 1, 2, 4, 8, 16), 256 filters; one stream shared across faces.
 - :class:`CropFrontEnd`: uint8 face crops (B, n, T_v, H, W, 3) -> (B, n, T_v, out_dim), a small CNN
   trained end to end (for corpora without face embeddings).
+- :class:`LipStream`: the visual stream of lip features (the LR-ASD active-speaker network's 128-d
+  per-frame visual embedding, stored by curation): (B * n, D_lip, T_v) -> (B * n, channels, T_v), two
+  temporal convs (kernel 5, dilations 1 and 2: 13 frames, about 0.5 s, of context). The features
+  already carry some temporal context (LR-ASD's visual encoder has temporal convs), so this small
+  stream replaces the dilated stack.
 - :class:`MaskHead`: fused frames (B, T, D) -> BLSTM -> 3 FC -> sigmoid-bounded complex masks
   (B, n_masks, F, T, 2).
 
@@ -106,6 +111,42 @@ class VisualStream(nn.Module):
         layers: list[nn.Module] = []
         c_in = in_dim
         for kernel, dilation in PAPER_VISUAL_LAYERS[:num_layers]:
+            layers += [
+                nn.Conv1d(
+                    c_in,
+                    channels,
+                    kernel,
+                    dilation=dilation,
+                    padding=_same_padding(kernel, dilation),
+                    bias=False,
+                ),
+                nn.BatchNorm1d(channels),
+                nn.ReLU(inplace=True),
+            ]
+            c_in = channels
+        self.net = nn.Sequential(*layers)
+        self.channels = channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+LIP_LAYERS: tuple[tuple[int, int], ...] = ((5, 1), (5, 2))
+"""(kernel, dilation) of :class:`LipStream`'s temporal convs."""
+
+
+class LipStream(nn.Module):
+    """Temporal convs over lip features: (N, in_dim, T_v) -> (N, channels, T_v), shared across faces.
+
+    Two 1-D convs (:data:`LIP_LAYERS`: kernel 5, dilations 1 and 2, same padding, BatchNorm + ReLU),
+    ``in_dim`` (128 for LR-ASD) -> ``channels`` (the model's visual width) -> ``channels``.
+    """
+
+    def __init__(self, in_dim: int = 128, channels: int = 256) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = in_dim
+        for kernel, dilation in LIP_LAYERS:
             layers += [
                 nn.Conv1d(
                     c_in,
