@@ -12,7 +12,7 @@ Example YAML (every key optional)::
     vad: {aggressiveness: 2}
     faces: {backend: centerface}
     speaker: {weights: ava}            # LR-ASD active speaker + sync (curation.speaker)
-    snr: {estimator: vad_gated}        # threshold_db defaults to its calibrated 22.5 dB
+    snr: {estimator: vad_gated}        # threshold_db defaults to its calibrated value (docs/snr_calibration)
     segments: {min_duration_s: 3.0, max_duration_s: 10.0}
     export: {crop_size: 112, val_ratio: 0.05, test_ratio: 0.05}
     run: {max_in_flight_per_worker: 2}

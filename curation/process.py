@@ -16,7 +16,7 @@ Stage order (memory stays bounded by one source's 16 kHz audio plus one window's
    (``curation.faces``) -> tracks (``curation.tracking``); an AVSpeech hint picks its track;
 4. candidate windows (``curation.select``) -> ``curation.windows``: per window, cheap checks first
    (faces, speech, length, SNR), and only for survivors a 25 fps decode of the face region (one
-   ffmpeg run per span of neighbouring survivors): track interpolation, per-frame quality, mouth
+   ffmpeg run per span of neighbouring survivors): track interpolation, per-frame quality,
    the active speaker (``curation.speaker``: LR-ASD speaking score and sync confidence);
    then the decision, and crops (+ embeddings, lip features) for kept windows.
 

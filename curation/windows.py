@@ -40,7 +40,7 @@ from curation.faces import FaceDetector, FrameDetections, embed_track
 from curation.lrasd import face_crops, mfcc_for_frames
 from curation.select import Candidate, WindowEvidence, decide, tracks_in_window
 from curation.snr import SnrEstimator
-from curation.speaker import ActiveSpeaker, SpeakerScores
+from curation.speaker import ActiveSpeaker, SpeakerScores, pooled_sync
 from curation.tracking import TrackEstimate, apply_quality, face_quality, interpolate_track
 from curation.vad import SpeechActivity
 from manifests.media import FaceTrack
@@ -76,6 +76,19 @@ class WindowOutcome:
     evidence: WindowEvidence
     track_id: int | None
     clip: KeptClip | None = None
+
+
+@dataclass(eq=False)
+class _Measured:
+    """A survivor after its 25 fps measures, waiting for its neighbours' sync scores."""
+
+    survivor: _Survivor
+    evidence: WindowEvidence
+    face: FaceTrack
+    usable: FaceTrack
+    asd: SpeakerScores | None
+    crops: np.ndarray | None
+    """Face crops, kept only while the window may still be kept."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -246,22 +259,29 @@ class WindowChecker:
         starts = [round((s.candidate.start_s - start_s) * fps) for s in span]
         counts = [s.num_frames for s in span]
         frames_of = window_frames(chunks, starts, counts, (out_h, out_w))
+        lag = cfg.speaker.context_windows
+        measured: list[_Measured] = []
+        outcomes: list[WindowOutcome] = []
         try:
-            return [
-                self._visual(s, track, frames, scale, (ox, oy))
-                for s, frames in zip(span, frames_of, strict=True)
-            ]
+            for s, frames in zip(span, frames_of, strict=True):
+                measured.append(self._measure(s, track, frames, scale, (ox, oy)))
+                if len(measured) > lag:  # every neighbour of window len - 1 - lag is measured
+                    outcomes.append(self._finish(measured, len(measured) - 1 - lag))
         finally:
             chunks.close()  # kills ffmpeg when the span ends before its output does
+        while len(outcomes) < len(measured):
+            outcomes.append(self._finish(measured, len(outcomes)))
+        return outcomes
 
-    def _visual(
+    def _measure(
         self,
         s: _Survivor,
         track: TrackEstimate,
         frames: np.ndarray,
         scale: float,
         origin: tuple[int, int],
-    ) -> WindowOutcome:
+    ) -> _Measured:
+        """Face quality and the active speaker on one window's frames; crops when it may be kept."""
         cfg, c = self.cfg, s.candidate
         fps = cfg.decode.clip_fps
         face = interpolate_track(track, c.start_s, s.num_frames, fps)
@@ -273,34 +293,56 @@ class WindowChecker:
             missing_ratio=float(1.0 - face.present.mean()),
             dropped_ratio=float(1.0 - usable.present.mean()),
         )
-        reason = decide(ev, cfg.segments)
-        asd = None
-        if reason is None and cfg.speaker.enabled:
-            asd = self.active_speaker(s, frames, local, scale)
+        if decide(ev, cfg.segments) is not None:
+            return _Measured(s, ev, face, usable, None, None)
+        asd = self.active_speaker(s, frames, local, scale) if cfg.speaker.enabled else None
+        if asd is not None:
             ev = dataclasses.replace(
                 ev,
                 speaking_score=asd.speaking_score,
                 speaking_threshold=cfg.speaker.min_speaking_score,
-                sync_score=asd.sync_confidence,
-                sync_threshold=cfg.speaker.min_sync_confidence,
-                sync_offset_s=asd.sync_offset_s,
             )
-            reason = decide(ev, cfg.segments)
-        if reason is not None:
-            return WindowOutcome(c, reason, ev, s.track_id)
-        crops = extract_crops(frames, usable_local, scale, cfg.export.crop_size)
+        crops = None
+        if decide(ev, cfg.segments) is None:
+            crops = extract_crops(frames, usable_local, scale, cfg.export.crop_size)
+        return _Measured(s, ev, face, usable, asd, crops)
+
+    def _finish(self, measured: list[_Measured], i: int) -> WindowOutcome:
+        """Window ``i`` of a span: the sync confidence pooled with its measured neighbours (the same
+        track, consecutive), the decision, and the kept clip."""
+        cfg, m = self.cfg, measured[i]
+        c, ev, asd = m.survivor.candidate, m.evidence, m.asd
+        if asd is not None:
+            lo = max(0, i - cfg.speaker.context_windows)
+            near = [x for x in measured[lo : i + cfg.speaker.context_windows + 1] if x.asd]
+            confidence, offset_s = pooled_sync([x.asd for x in near], cfg.speaker)[
+                next(k for k, x in enumerate(near) if x is m)
+            ]
+            ev = dataclasses.replace(
+                ev,
+                sync_score=confidence,
+                sync_threshold=cfg.speaker.min_sync_confidence,
+                sync_offset_s=offset_s,
+            )
+        reason = decide(ev, cfg.segments)
+        if reason is not None or m.crops is None:
+            return WindowOutcome(
+                c, reason or RejectReason.LOW_FACE_QUALITY, ev, m.survivor.track_id
+            )
         emb = None
         if cfg.faces.embed and cfg.export.store_embeddings:
-            emb = embed_track(self.detector, crops, usable.present, cfg.faces.embed_every_frames)
-        box = face.boxes[0]
+            emb = embed_track(
+                self.detector, m.crops, m.usable.present, cfg.faces.embed_every_frames
+            )
+        box = m.face.boxes[0]
         info = self.a.info
         kept = KeptClip(
             start_s=c.start_s,
             end_s=c.end_s,
-            audio=s.audio,
+            audio=m.survivor.audio,
             sample_rate_hz=self.rate,
-            track=usable,
-            crops=crops,
+            track=m.usable,
+            crops=m.crops,
             embeddings=emb,
             snr_db=ev.snr_db,
             sync_score=ev.sync_score,
@@ -310,7 +352,8 @@ class WindowChecker:
             speaking_scores=None if asd is None else asd.frame_scores,
             lip_features=None if asd is None else asd.lip_features,
         )
-        return WindowOutcome(c, None, ev, s.track_id, kept)
+        m.crops = None  # the clip holds them now; the span's list need not
+        return WindowOutcome(c, None, ev, m.survivor.track_id, kept)
 
     def run(self, candidates: list[Candidate]) -> list[WindowOutcome]:
         """Every candidate's outcome, in the candidates' order."""

@@ -187,10 +187,12 @@ class SegmentRecord:
     """Active-speaker score (LR-ASD class-1 logit, > 0 speaking): the window's mean over its speech
     frames, when measured."""
     sync_score: float | None = None
-    """Sync confidence: the mean speaking score at the best audio offset near zero minus the median
-    with the sound moved 0.5-1.5 s away (docs/how_curation_decides.md), when measured."""
+    """Sync confidence: how sharply the face's speaking score peaks at the sound's own alignment (the
+    score at zero audio offset against offsets of 0.32-1.6 s, in standard deviations of the latter,
+    pooled with neighbouring windows of the face track; curation.speaker), when measured."""
     sync_offset_s: Seconds | None = None
-    """Audio delay (s, positive when the sound lags the lips) at which the speaking score peaks."""
+    """Audio delay (s, positive when the sound lags the lips) at which the speaking score peaks
+    (within ±1.6 s)."""
 
 
 @dataclass(frozen=True)
