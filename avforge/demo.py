@@ -1,22 +1,26 @@
-"""``avforge demo``: the main job end to end on a tiny generated corpus, through the public commands.
+"""``avforge demo``: the main job end to end on a tiny corpus of real talk videos, through the public
+commands.
 
 Contract: ``run_demo(DemoOptions(out, quick, keep_server))`` returns the exit code (0 when every step
 worked). Each step prints one line when it starts and one with its wall and CPU time when it ends;
 every stage runs as the same ``avforge`` verb a user types, in a child process of the console script
 (its progress bars and errors appear as they would for the user, and the command line is printed):
 
-1. render scenario talk videos (``avforge.synth.render_demo_set``: real faces, speech, noise, music);
+1. build real talk videos (``avforge.demo_videos.build_demo_videos``): the bundled real clips labelled
+   ``keep`` as positives, and one negative of each reject reason made from real clips with
+   ``avforge.variants`` (dubbed, still face, two faces, no face, silence, babble / music at 0 dB),
+   each with its ground-truth JSON;
 2. serve them on 127.0.0.1 (``avforge.synth.LoopbackServer``) and write ``OUT/urls.txt``;
 3. write the configs into ``OUT/configs/`` (``avforge.demo_config``);
 4. ``avforge curate`` (yt-dlp over loopback, LocalCluster of 2 workers) -> ``OUT/corpus``;
 5. ``avforge report``; 6. ``avforge noises add`` (bundled noise and music); 7. ``avforge rirs build``;
 8. ``avforge mix freeze`` -> ``OUT/eval_set``; 9-10. ``avforge train`` (audio-only, audio-visual);
 11. ``avforge evaluate`` -> ``OUT/evaluation``; 12. ``avforge mix render`` -> ``OUT/examples*``;
-13. the final table (``avforge.demo_config.summary``).
+13. the final table (``avforge.demo_config.summary``: curation per video kind against the ground truth).
 
-Failure: the first step that fails (a verb's non-zero exit, a missing output) stops the demo with
-``demo failed at step N (name): reason`` and exit code 1; the loopback server is always stopped
-(``--keep-server`` keeps it up after a successful run until Ctrl-C).
+Failure: the first step that fails (a verb's non-zero exit, a missing output, ffmpeg failing on a
+variant) stops the demo with ``demo failed at step N (name): reason`` and exit code 1; the loopback
+server is always stopped (``--keep-server`` keeps it up after a successful run until Ctrl-C).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
@@ -54,6 +58,7 @@ ASSETS = Path(__file__).resolve().parent / "assets" / "audio"
 NOISE_FILES = ("doing_the_dishes.wav", "exercise_bike.wav")
 MUSIC_FILES = ("guitar_16k.wav",)
 STEPS = 13
+BUILD_STEP = "build real talk videos (bundled clips + ffmpeg variants)"
 CURATE_STEP = "curate the videos (yt-dlp over loopback, LocalCluster of 2 workers)"
 
 
@@ -66,7 +71,7 @@ class DemoOptions:
     out: Path
     """Demo folder (videos/, configs/, corpus/, runs/, evaluation/, examples*/)."""
     quick: bool = False
-    """Fewer, shorter videos and far fewer training steps (for tests)."""
+    """Fewer videos (3 positives instead of 9) and far fewer training steps (for tests)."""
     keep_server: bool = False
     """Keep serving the videos after the demo, until Ctrl-C."""
 
@@ -135,16 +140,22 @@ def _expect(path: Path) -> Path:
     return path
 
 
-def _render_videos(out: Path, quick: bool) -> list[Path]:
-    from avforge.synth import SynthError, render_demo_set
+def _build_videos(out: Path, quick: bool) -> list[Path]:
+    from avforge.demo_videos import build_demo_videos
+    from avforge.variants import VariantError
+
+    def show(path: Path, truth: dict[str, Any]) -> None:
+        expected = truth["expected_reason"] or "keep"
+        typer.echo(
+            f"      {path.name}: {truth['sections'][0]['kind']}, {truth['duration_s']:.2f} s, "
+            f"from {' + '.join(truth['clips'])} ({truth['variant']}); expect {expected}",
+            err=True,
+        )
 
     try:
-        videos = render_demo_set(out / "videos", quick=quick)
-    except SynthError as exc:
+        return build_demo_videos(out / "videos", quick=quick, on_video=show)
+    except VariantError as exc:
         raise DemoError(str(exc)) from None
-    for v in videos:
-        typer.echo(f"      {v}", err=True)
-    return videos
 
 
 def _write_noise_lists(out: Path) -> tuple[Path, Path]:
@@ -270,7 +281,7 @@ def _summarise(out: Path, step: StepRunner, examples: list[Path], train_steps: i
 def _run_steps(opts: DemoOptions, step: StepRunner, server: LoopbackServer) -> str:
     """Every step; returns the final table."""
     out = opts.out
-    videos = step("render scenario talk videos", lambda: _render_videos(out, opts.quick))
+    videos = step(BUILD_STEP, lambda: _build_videos(out, opts.quick))
     urls = out / "urls.txt"
 
     def serve() -> None:
@@ -322,5 +333,5 @@ def register(app: typer.Typer) -> None:
             False, "--keep-server", help="Keep the loopback video server running at the end."
         ),
     ) -> None:
-        """Generate, curate, mix, train and evaluate on a tiny local corpus, end to end."""
+        """Build real talk videos, curate, mix, train and evaluate on a tiny local corpus, end to end."""
         raise typer.Exit(code=run_demo(DemoOptions(out, quick, keep_server)))

@@ -1,5 +1,6 @@
-"""``avforge demo``: its configs load with the stages' own loaders, failures stop it plainly, and the
-quick demo end to end writes outputs that the public readers parse (and keeps its server on request)."""
+"""``avforge demo``: its real video set covers every reject reason with known truth, its configs load
+with the stages' own loaders, failures stop it plainly, and the quick demo end to end curates the real
+talks as expected and writes outputs that the public readers parse (and keeps its server on request)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,16 @@ from avforge.config import load_config
 from avforge.demo import DemoError, StepRunner, avforge_command, run_verb
 from avforge.demo_config import FULL, QUICK, write_demo_configs
 from avforge.demo_config.summary import check_ground_truth
-from avforge.synth.truth import TRUTH_FORMAT
+from avforge.demo_videos import (
+    EXPECTED_REASON,
+    KINDS,
+    DemoVideo,
+    build_demo_videos,
+    demo_video_plan,
+    positive_speakers,
+)
+from avforge.synth.truth import TRUTH_FORMAT, load_truth
+from avforge.variants import BUNDLED_CLIPS, FPS, bundled_clip, num_frames, probe
 from curation.config import load_curate_config
 from manifests import write_records
 from manifests.schema import (
@@ -36,6 +46,78 @@ from manifests.schema import (
 from mixing.config import MixingConfig
 from mixing.rirs import RirConfig
 from training.config import ModelKind, TrainConfig
+
+
+@pytest.mark.parametrize("quick", [False, True], ids=["full", "quick"])
+def test_the_video_set_has_real_positives_and_every_negative_kind(tmp_path, quick):
+    plan = demo_video_plan(quick)
+    assert {v.kind for v in plan} == set(KINDS)
+    keep = {c.name for c in BUNDLED_CLIPS if c.truth == "keep"}
+    positives = [v.clip for v in plan if v.positive]
+    assert set(positives) <= keep and len(set(positives)) == len(positives)
+    if not quick:
+        assert set(positives) == keep  # all 9 real talks
+    else:
+        assert 3 <= len(positives) <= 4
+    # only bundled clips with a known truth, never the unlabelled one
+    used = {v.clip for v in plan} | {v.other for v in plan if v.other}
+    assert all(bundled_clip(name).truth != "unlabelled" for name in used)
+    assert {v.expected_reason for v in plan} == set(EXPECTED_REASON.values())
+    # the mixtures' speakers are different people (with one to spare)
+    paths = write_demo_configs(tmp_path, QUICK if quick else FULL)
+    needed = max(
+        load_config(MixingConfig, path).n_speakers
+        for path in (paths.mixing_eval, paths.mixing_examples)
+    )
+    assert needed is not None and len(positive_speakers(plan)) > needed
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"kind": "clean", "clip": "portrait_1"},  # unlabelled: no truth either way
+        {"kind": "clean", "clip": "debate_splitscreen_1"},  # not a keep clip
+        {"kind": "two_faces", "clip": "hdtf_ed_markey"},  # one face, no second clip
+        {"kind": "dubbed", "clip": "hdtf_ed_markey"},  # whose sound?
+        {"kind": "noisy", "clip": "hdtf_ed_markey"},  # no noise
+        {"kind": "clean", "clip": "hdtf_ed_markey", "noise": "babble", "snr_db": 0.0},
+        {"kind": "blurry", "clip": "hdtf_ed_markey"},
+    ],
+)
+def test_a_video_without_a_known_truth_is_refused(bad):
+    with pytest.raises(ValueError):
+        DemoVideo("x", **bad)
+
+
+def test_the_quick_video_set_is_built_with_its_ground_truth(tmp_path):
+    plan = demo_video_plan(quick=True)
+    seen = []
+    videos = build_demo_videos(tmp_path / "videos", plan=plan, on_video=lambda p, t: seen.append(p))
+    assert videos == seen == [tmp_path / "videos" / f"{v.name}.mp4" for v in plan]
+    for video, path in zip(plan, videos, strict=True):
+        truth = load_truth(path)  # the format the demo's summary reads
+        frames = num_frames(path)
+        duration = frames / FPS
+        assert truth["duration_s"] == pytest.approx(duration)
+        assert probe(path).duration_s == pytest.approx(duration, abs=0.05)
+        (section,) = truth["sections"]
+        assert (section["start_s"], section["end_s"], section["kind"]) == (
+            0.0,
+            duration,
+            video.kind,
+        )
+        assert section["clean_single_speaker"] is video.positive
+        assert truth["clean_single_speaker_s"] == (duration if video.positive else 0.0)
+        assert section["speaker_ids"][0] == bundled_clip(video.clip).speaker
+        expected = video.expected_reason
+        assert truth["expected_reason"] == (None if expected is None else expected.value)
+        if video.positive:  # the bundled file itself
+            assert path.read_bytes() == bundled_clip(video.clip).path.read_bytes()
+    dubbed = next(v for v in plan if v.kind == "dubbed")
+    assert load_truth(tmp_path / "videos" / f"{dubbed.name}.json")["sections"][0][
+        "audible_speaker_ids"
+    ] == [bundled_clip(str(dubbed.other)).speaker]
+    assert (tmp_path / "videos" / "noise" / "babble.wav").stat().st_size > 100_000
 
 
 @pytest.mark.parametrize("size", [FULL, QUICK], ids=lambda s: s.name)
@@ -132,6 +214,7 @@ def _wait_for(path: Path, pattern: str, proc: subprocess.Popen, timeout_s: float
 @pytest.mark.slow
 def test_quick_demo_end_to_end(tmp_path):
     out = tmp_path / "demo"
+    plan = demo_video_plan(quick=True)
     stdout, stderr = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     cmd = [*avforge_command(), "demo", "--quick", "--keep-server", "--out", str(out)]
     with stdout.open("w") as so, stderr.open("w") as se:
@@ -141,7 +224,8 @@ def test_quick_demo_end_to_end(tmp_path):
                 stderr, r"serving the demo videos at (http://127\.0\.0\.1:\d+)/", proc, 600
             )
             # --keep-server: the videos are still served after the table
-            with urllib.request.urlopen(f"{served.group(1)}/talk_aew.mp4", timeout=10) as resp:
+            first = f"{served.group(1)}/{plan[0].name}.mp4"
+            with urllib.request.urlopen(first, timeout=10) as resp:
                 assert resp.status == 200 and len(resp.read()) > 10_000
             proc.send_signal(signal.SIGINT)
             assert proc.wait(timeout=30) == 0, stderr.read_text()[-4000:]
@@ -153,16 +237,29 @@ def test_quick_demo_end_to_end(tmp_path):
     # a line per step with elapsed time, in order
     done = re.findall(r"\[\s*(\d+)/13\] .*: done in [\d.]+ s \(CPU [\d.]+ s\); elapsed \d+ s", log)
     assert [int(d) for d in done] == list(range(1, 14))
+    assert "[ 1/13] build real talk videos (bundled clips + ffmpeg variants): done" in log
 
     corpus = out / "corpus"
     sources = manifests.read_sources(str(corpus))
-    assert sources.num_rows == 3 and set(sources.column("status").to_pylist()) == {"ok"}
+    assert sources.num_rows == len(plan) and set(sources.column("status").to_pylist()) == {"ok"}
     segments = manifests.read_segments(str(corpus))
     clips = manifests.read_clips(str(corpus))
     assert 0 < clips.num_rows < segments.num_rows
     assert set(clips.column("split").to_pylist()) == {"train"}
-    reasons = {r for r in segments.column("reason").to_pylist() if r is not None}
-    assert {"multiple_faces", "no_face"} <= reasons  # the two-face and slide sections
+    # curation against the truth: every negative rejected with its reason, every positive kept
+    numbers = _segment_numbers(corpus)
+    rows = {r.kind: r for r in check_ground_truth(corpus, out / "videos").rows}
+    assert set(rows) == set(KINDS), numbers
+    for kind, reason in EXPECTED_REASON.items():
+        if reason is not None:
+            row = rows[kind]
+            assert (row.kept, row.reasons) == (0, {reason.value: row.segments}), numbers
+            assert re.search(
+                rf"{kind} sections\s+{row.segments} segments, 0 kept; {reason.value}", table
+            )
+    kept_by_video = _kept_by_video(corpus)
+    assert all(kept_by_video.get(f"{v.name}.mp4", 0) > 0 for v in plan if v.positive), numbers
+    assert rows["clean"].kept > 0 and re.search(r"kept vs ground truth\s+precision 1\.00", table)
     assert (corpus / "report.html").read_text().lstrip().lower().startswith("<!doctype html")
     assert manifests.read_noises(str(corpus)).num_rows == 3
     assert manifests.read_rirs(str(corpus)).num_rows == QUICK.rooms * 4
@@ -189,4 +286,36 @@ def test_quick_demo_end_to_end(tmp_path):
     assert int(kept.group(2)) == segments.num_rows - clips.num_rows
     assert re.search(r"curation speed\s+[\d.]+x real time", table)
     assert str(corpus / "report.html") in table
-    assert "two_faces sections" in table and "no_face sections" in table
+
+
+def _names(corpus: Path) -> dict[str, str]:
+    return {
+        s["source_id"]: Path(s["url"]).name for s in manifests.read_sources(str(corpus)).to_pylist()
+    }
+
+
+def _kept_by_video(corpus: Path) -> dict[str, int]:
+    names = _names(corpus)
+    kept: dict[str, int] = {}
+    for seg in manifests.read_segments(str(corpus)).to_pylist():
+        kept[names[seg["source_id"]]] = kept.get(names[seg["source_id"]], 0) + int(seg["kept"])
+    return kept
+
+
+def _segment_numbers(corpus: Path) -> str:
+    """Every segment's decision and measures (shown when an expectation fails: thresholds move)."""
+    names = _names(corpus)
+
+    def num(value: float | None) -> str:
+        return "-" if value is None else f"{value:.2f}"
+
+    rows = sorted(
+        manifests.read_segments(str(corpus)).to_pylist(),
+        key=lambda r: (names[r["source_id"]], r["start_s"]),
+    )
+    return "\n" + "\n".join(
+        f"{names[r['source_id']]} {r['start_s']:.2f}-{r['end_s']:.2f} "
+        f"{'kept' if r['kept'] else r['reason']} snr_db {num(r['snr_db'])} "
+        f"speaking {num(r['speaking_score'])} sync {num(r['sync_score'])}"
+        for r in rows
+    )
