@@ -357,7 +357,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = config_from_dict(CurateConfig, {})
     report: dict = {}
     previous = args.out / "results.json"
-    if args.skip_calibrate and previous.exists():  # keep the last calibration beside a new evaluation
+    if (
+        args.skip_calibrate and previous.exists()
+    ):  # keep the last calibration beside a new evaluation
         report["calibration"] = json.loads(previous.read_text()).get("calibration")
     if not args.skip_calibrate:
         report["calibration"] = calibrate(cases, work, cfg, fresh=args.fresh)
