@@ -121,3 +121,24 @@ def test_offsets_and_config_validation():
         SpeakerConfig(contrast_min_s=1.0, contrast_max_s=1.04)
     with pytest.raises(ConfigError):
         SpeakerConfig(smooth_frames=0)
+
+
+def test_one_audio_pass_equals_encoding_each_rolled_window(katie, speaker):
+    import torch
+
+    from curation.speaker import AUDIO_CONTEXT_FRAMES, circular_audio_embed
+
+    _, mfcc = katie
+    model = speaker.model
+    offsets = [0, 3, -13, 38]
+    got = circular_audio_embed(model, mfcc, offsets)
+    ctx = AUDIO_CONTEXT_FRAMES * 4
+    with torch.inference_mode():
+        for i, k in enumerate(offsets):
+            rolled = np.roll(mfcc, -4 * k, axis=0)
+            wrapped = np.concatenate([rolled[-ctx:], rolled, rolled[:ctx]])
+            want = model.audio_embed(torch.from_numpy(wrapped)[None])[0, 8:108]
+            np.testing.assert_allclose(got[i].numpy(), want.numpy(), atol=1e-4)
+        # Away from the window's ends, offset 0 is the plain (zero-padded) encoding.
+        plain = model.audio_embed(torch.from_numpy(mfcc)[None])[0]
+        np.testing.assert_allclose(got[0, 8:92].numpy(), plain[8:92].numpy(), atol=1e-4)
