@@ -18,6 +18,7 @@ import pytest
 import manifests
 from avforge import variants
 from avforge.cluster import ClusterConfig, ClusterType
+from curation.calibrate_speaker import bundled_babble
 from curation.config import CurateConfig, RunConfig
 from curation.faces import load_detector
 from curation.pipeline import curate
@@ -37,32 +38,11 @@ DUB_WITH = {
 """Whose sound each face is dubbed with (another person's real speech)."""
 
 
-def _babble(path: Path) -> Path:
-    """Five real read-speech recordings summed (bundled LibriSpeech and ARCTIC speakers)."""
-    import soundfile as sf
-
-    names = (
-        "librispeech_example1.wav",
-        "librispeech_example5.wav",
-        "librispeech_example6.wav",
-        "cmu_arctic_us_aew_a0001.wav",
-        "cmu_arctic_us_axb_a0004.wav",
-    )
-    n = 16000 * 8
-    out = np.zeros(n, np.float32)
-    for k, name in enumerate(names):
-        x, _ = sf.read(ASSETS / name, dtype="float32")
-        x = np.tile(x, n // len(x) + 2)[k * 3000 : k * 3000 + n]
-        out += x / (np.sqrt(np.mean(x**2)) + 1e-9)
-    sf.write(path, 0.1 * out / np.sqrt(np.mean(out**2)), 16000)
-    return path
-
-
 @pytest.fixture(scope="module")
 def real_cases(tmp_path_factory) -> tuple[Path, dict[str, tuple[str, str]]]:
     """The folder of every variant, and file name -> (talk, case kind)."""
     folder = tmp_path_factory.mktemp("real_cases")
-    babble = _babble(tmp_path_factory.mktemp("noise") / "babble.wav")
+    babble = bundled_babble(tmp_path_factory.mktemp("noise") / "babble.wav", seconds=8.0)
     cases: dict[str, tuple[str, str]] = {}
     for i, talk in enumerate(TALKS):
         path = variants.bundled_clip(talk).path
