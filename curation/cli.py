@@ -83,16 +83,38 @@ def register(app: typer.Typer) -> None:
     @app.command("calibrate-snr")
     def calibrate_snr(
         out: Path = typer.Option(Path("docs/snr_calibration"), "--out"),
-        mixtures_per_bin: int = typer.Option(60, "--mixtures-per-bin", min=1),
+        speech: list[Path] = typer.Option(
+            [], "--speech", help="Folder(s) or files of clean real speech (default: bundled)."
+        ),
+        noise: list[str] = typer.Option(
+            [], "--noise", help="KIND=PATH of real noise or music, repeatable (default: bundled)."
+        ),
+        silero: bool = typer.Option(False, "--silero", help="Also score with silero-vad activity."),
+        mixtures_per_bin: int = typer.Option(30, "--mixtures-per-bin", min=1),
         seed: int = typer.Option(0, "--seed"),
     ) -> None:
-        """Calibrate the speech-SNR estimators on real speech + noise at known SNRs."""
-        from curation.calibrate import calibrate_snr as run_calibration
+        """Calibrate the speech-SNR estimators on real speech in simulated rooms + real noise."""
+        import argparse
 
-        result = run_calibration(out, mixtures_per_bin=mixtures_per_bin, seed=seed)
+        from curation import calibrate
+
+        try:
+            noises = calibrate.parse_noise(noise) or None
+        except argparse.ArgumentTypeError as exc:
+            _fail(str(exc))
+        result = calibrate.calibrate_snr(
+            out,
+            mixtures_per_bin=mixtures_per_bin,
+            seed=seed,
+            speech=speech or None,
+            noise=noises,
+            scorers=calibrate.default_scorers(silero=silero),
+        )
         for name, threshold in result.thresholds_db.items():
+            rates = result.rates[name]
             typer.echo(
-                f"{name}: threshold {threshold:.1f} dB, precision {result.precision[name]:.3f}, "
-                f"recall {result.recall[name]:.3f}"
+                f"{name}: threshold {threshold:.1f} dB, held-out keep clean "
+                f"{rates.get('keep clean', float('nan')):.3f}, reject noisy "
+                f"{rates.get('reject noisy', float('nan')):.3f}"
             )
         typer.echo(f"wrote {result.png_path}, {result.csv_path}, {result.markdown_path}")

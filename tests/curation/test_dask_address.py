@@ -84,7 +84,9 @@ def test_curate_through_an_address_cluster(scheduler_and_workers, clean_talk, tm
     cluster = tmp_path / "dask_cluster.yaml"
     cluster.write_text(yaml.safe_dump({"type": "address", "address": scheduler_and_workers}))
     config = tmp_path / "curate.yaml"
-    config.write_text(yaml.safe_dump({"run": {"progress": False}}))
+    # Generated talks: the active-speaker thresholds open (tests/helpers/curation_videos.SYNTH_SPEAKER).
+    speaker = {"min_speaking_score": -20.0, "min_sync_confidence": -20.0}
+    config.write_text(yaml.safe_dump({"run": {"progress": False}, "speaker": speaker}))
     corpus = tmp_path / "corpus"
     t0 = time.monotonic()
     run = subprocess.run(
