@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 import manifests
+from tests.helpers.curation_videos import SYNTH_SPEAKER
 
 BIN = Path(sys.executable).parent
 
@@ -84,8 +85,11 @@ def test_curate_through_an_address_cluster(scheduler_and_workers, clean_talk, tm
     cluster = tmp_path / "dask_cluster.yaml"
     cluster.write_text(yaml.safe_dump({"type": "address", "address": scheduler_and_workers}))
     config = tmp_path / "curate.yaml"
-    # Generated talks: the active-speaker thresholds open (tests/helpers/curation_videos.SYNTH_SPEAKER).
-    speaker = {"min_speaking_score": -20.0, "min_sync_confidence": -20.0}
+    # Generated talks: the active-speaker thresholds open (see SYNTH_SPEAKER).
+    speaker = {
+        "min_speaking_score": SYNTH_SPEAKER.min_speaking_score,
+        "min_sync_confidence": SYNTH_SPEAKER.min_sync_confidence,
+    }
     config.write_text(yaml.safe_dump({"run": {"progress": False}, "speaker": speaker}))
     corpus = tmp_path / "corpus"
     t0 = time.monotonic()

@@ -245,8 +245,14 @@ def test_killing_the_whole_run_then_rerunning_finishes_without_redoing(
         yaml.safe_dump({"type": "local", "local": {"n_workers": 2, "memory_limit": "3GiB"}})
     )
     config_yaml = tmp_path / "curate.yaml"
+    speaker = {
+        "min_speaking_score": SYNTH_SPEAKER.min_speaking_score,
+        "min_sync_confidence": SYNTH_SPEAKER.min_sync_confidence,
+    }  # as SYNTH_SPEAKER
     config_yaml.write_text(
-        yaml.safe_dump({"run": {"progress": False, "max_in_flight_per_worker": 1}})
+        yaml.safe_dump(
+            {"run": {"progress": False, "max_in_flight_per_worker": 1}, "speaker": speaker}
+        )
     )
     cmd = [
         str(Path(sys.executable).with_name("avforge")),

@@ -108,27 +108,33 @@ class VisualStream(nn.Module):
         super().__init__()
         if not 1 <= num_layers <= len(PAPER_VISUAL_LAYERS):
             raise ValueError(f"num_layers must be 1..{len(PAPER_VISUAL_LAYERS)}, got {num_layers}")
-        layers: list[nn.Module] = []
-        c_in = in_dim
-        for kernel, dilation in PAPER_VISUAL_LAYERS[:num_layers]:
-            layers += [
-                nn.Conv1d(
-                    c_in,
-                    channels,
-                    kernel,
-                    dilation=dilation,
-                    padding=_same_padding(kernel, dilation),
-                    bias=False,
-                ),
-                nn.BatchNorm1d(channels),
-                nn.ReLU(inplace=True),
-            ]
-            c_in = channels
-        self.net = nn.Sequential(*layers)
+        self.net = temporal_convs(in_dim, channels, PAPER_VISUAL_LAYERS[:num_layers])
         self.channels = channels
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net(x)
+
+
+def temporal_convs(in_dim: int, channels: int, spec: tuple[tuple[int, int], ...]) -> nn.Sequential:
+    """1-D convs (kernel, dilation) per ``spec``, same padding, no bias, each + BatchNorm + ReLU:
+    ``in_dim`` -> ``channels`` -> ... -> ``channels``."""
+    layers: list[nn.Module] = []
+    c_in = in_dim
+    for kernel, dilation in spec:
+        layers += [
+            nn.Conv1d(
+                c_in,
+                channels,
+                kernel,
+                dilation=dilation,
+                padding=_same_padding(kernel, dilation),
+                bias=False,
+            ),
+            nn.BatchNorm1d(channels),
+            nn.ReLU(inplace=True),
+        ]
+        c_in = channels
+    return nn.Sequential(*layers)
 
 
 LIP_LAYERS: tuple[tuple[int, int], ...] = ((5, 1), (5, 2))
@@ -144,23 +150,7 @@ class LipStream(nn.Module):
 
     def __init__(self, in_dim: int = 128, channels: int = 256) -> None:
         super().__init__()
-        layers: list[nn.Module] = []
-        c_in = in_dim
-        for kernel, dilation in LIP_LAYERS:
-            layers += [
-                nn.Conv1d(
-                    c_in,
-                    channels,
-                    kernel,
-                    dilation=dilation,
-                    padding=_same_padding(kernel, dilation),
-                    bias=False,
-                ),
-                nn.BatchNorm1d(channels),
-                nn.ReLU(inplace=True),
-            ]
-            c_in = channels
-        self.net = nn.Sequential(*layers)
+        self.net = temporal_convs(in_dim, channels, LIP_LAYERS)
         self.channels = channels
 
     def forward(self, x: Tensor) -> Tensor:
