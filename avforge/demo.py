@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import resource
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -262,6 +263,9 @@ def _pipeline(opts: DemoOptions, step: StepRunner, urls: Path, configs: DemoConf
 
 
 def _serve_until_interrupted(base_url: str) -> None:
+    # Ctrl-C must stop it even when the demo was started with SIGINT ignored (a background job of a
+    # non-interactive shell, nohup): Python keeps an inherited SIG_IGN, and the wait would never end.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     typer.echo(f"serving the demo videos at {base_url}/ (Ctrl-C to stop)", err=True)
     try:
         threading.Event().wait()
