@@ -34,6 +34,20 @@ from mixing.errors import MixingError
 from mixing.face_cache import CropCache
 
 
+def _out_array(
+    out: np.ndarray | None, shape: tuple[int, ...], dtype: type, recipe: str, what: str
+) -> np.ndarray:
+    """``out`` when it has ``shape`` and ``dtype``, a new zero array when it is None; else an error."""
+    if out is None:
+        return np.zeros(shape, dtype)
+    if out.shape != shape or out.dtype != dtype:
+        raise MixingError(
+            f"recipe {recipe}: {what}_out is {out.dtype} {out.shape}, the {what} are "
+            f"{np.dtype(dtype)} {shape}"
+        )
+    return out
+
+
 class FaceFrames(NamedTuple):
     """The face streams of one recipe (see the module docstring for shapes and alignment)."""
 
@@ -129,29 +143,13 @@ class FaceStreams:
         crops = emb = None
         if self.crop_size_px is not None:
             shape = (n, n_frames, self.crop_size_px, self.crop_size_px, 3)
-            if crops_out is None:
-                crops = np.zeros(shape, np.uint8)
-            elif crops_out.shape != shape or crops_out.dtype != np.uint8:
-                raise MixingError(
-                    f"recipe {spec.mixture_id}: crops_out is {crops_out.dtype} "
-                    f"{crops_out.shape}, the crops are uint8 {shape}"
-                )
-            else:
-                crops = crops_out
+            crops = _out_array(crops_out, shape, np.uint8, spec.mixture_id, "crops")
         if self.embedding_dim is not None:
             emb = np.zeros((n, n_frames, self.embedding_dim), np.float32)
         lips = None
         if self.lip_dim is not None:
             shape = (n, n_frames, self.lip_dim)
-            if lips_out is None:
-                lips = np.zeros(shape, np.float32)
-            elif lips_out.shape != shape or lips_out.dtype != np.float32:
-                raise MixingError(
-                    f"recipe {spec.mixture_id}: lips_out is {lips_out.dtype} "
-                    f"{lips_out.shape}, the lip features are float32 {shape}"
-                )
-            else:
-                lips = lips_out
+            lips = _out_array(lips_out, shape, np.float32, spec.mixture_id, "lips")
         for i, clip_id in enumerate(spec.clip_ids):
             media = self.clips[clip_id]
             track = self.reader.face_track(media.path, media.row)
