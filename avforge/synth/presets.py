@@ -1,11 +1,12 @@
-"""Named scenarios and the demo set.
+"""Named scenarios and the synthetic multi-speaker set (plumbing material, not what ``avforge demo`` curates).
 
 - ``mixed_20s``: 20 s, one section of every kind (3-4 s each): the test suite's reference video;
 - ``clean_talk``: one speaker, clean, 30 s by default;
 - ``long_talk``: a long talk for benchmarks (10 min by default): mostly clean speech of one speaker with
   noisy and silent stretches, in a 20 s pattern that repeats;
 - :func:`render_demo_set`: a handful of talks whose main speakers all differ, so curated clips come from
-  different sources and speakers (what the mixing tasks need).
+  different sources and speakers (what the mixing tasks need). ``avforge demo`` curates bundled real
+  talks instead (``avforge.demo_videos``); this set stays for plumbing tests and benchmarks.
 
 ``PRESETS`` maps each name to its builder (an explicit mapping, not a registry).
 """

@@ -1,6 +1,8 @@
-"""The demo set: ``render_demo_set(quick=True)`` writes the demo's talks with their ground truth.
+"""The synthetic multi-speaker set: ``render_demo_set(quick=True)`` writes its talks with their truth.
 
-(``avforge demo`` itself, which renders this set first, is tested end to end in tests/test_demo.py.)
+It is plumbing material (synthetic corpora for the mixing and training tests are built from the same
+scenarios); ``avforge demo`` itself curates bundled REAL talks (avforge/demo_videos.py) and is tested
+end to end in tests/test_demo.py.
 """
 
 from __future__ import annotations
