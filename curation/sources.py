@@ -2,39 +2,56 @@
 
 Contract:
 
-- input: a path (local or any fsspec URL) to a text file of URLs (one a line; blank lines and ``#``
-  comments ignored), a CSV of AVSpeech rows ``video,start_s,end_s,face_x,face_y`` (``video``: a YouTube
-  id, an http(s) URL or an absolute local path; with or without a header line), or a folder of local
-  video files (searched recursively, by extension);
+- input: a path (local or any fsspec URL) to a text file of URLs, a CSV of AVSpeech rows
+  ``video,start_s,end_s,face_x,face_y`` (``video``: a YouTube id, an http(s) URL or an absolute local
+  path; with or without a header line), or a folder of local video files (searched recursively, by
+  extension). A UTF-8 byte-order mark at the start of the text is ignored;
+- URL list lines: blank lines and lines starting with ``#`` are skipped; otherwise the first
+  whitespace-separated token is the URL (scheme ``http``/``https`` in any case) and the rest of the
+  line must be empty or a ``#`` comment (``URL  # note``); any other trailing text makes the line
+  invalid (it is never fetched);
+- CSV rows: one row a line; blank lines and lines starting with ``#`` are skipped; the first data line
+  may be a header (its first cell is one of ``youtube_id``, ``id``, ``video_id``, ``ytid``, ``video``,
+  ``url``, ``path``);
 - output: a list of :class:`Source`, deduplicated by ``source_id`` (first occurrence wins, order kept);
-- failures: a malformed line or CSV row becomes a :class:`Source` with ``invalid`` set to a one-line
-  reason, so it ends as a ``failed`` row (``invalid_source``) instead of stopping the run. Only an
-  unreadable SOURCES path raises (:class:`SourcesError`).
+- failures: a malformed line or CSV row (not a URL, a URL that does not parse such as
+  ``http://[::1:bad/x``, bad numbers, a cell over the CSV field limit) becomes a :class:`Source` with
+  ``invalid`` set to a one-line reason, so it ends as a ``failed`` row (``invalid_source``) instead of
+  stopping the run. Only an unreadable SOURCES path raises (:class:`SourcesError`).
 
-Stable ids (same input -> same id on every run, on every machine):
+Stable ids (same input -> same id on every run, on every machine); every id matches
+``[A-Za-z0-9_-][A-Za-z0-9_.-]*`` and may start with ``-`` (about 1 YouTube id in 64 does):
 
-- YouTube URLs (``watch?v=``, ``youtu.be/``, ``shorts/``, ``embed/``) -> the 11-character video id, so
-  two spellings of the same video deduplicate;
-- other URLs -> ``url-`` + 16 hex digits of SHA-256 of the URL (whitespace stripped);
+- YouTube URLs -> the 11-character video id (:func:`youtube_id`): ``watch?v=ID`` (any other query
+  parameters, e.g. ``&t=5``, ``&list=``), ``youtu.be/ID``, ``shorts/ID``, ``embed/ID``, ``live/ID``,
+  ``v/ID``, on ``youtube.com`` and its subdomains (``www.``, ``m.``, ``music.``) or
+  ``youtube-nocookie.com``, any fragment. So every spelling of one video deduplicates to one source;
+- other URLs -> ``url-`` + 16 hex digits of SHA-256 of the URL's normal form (:func:`normalize_url`:
+  scheme and host lower-cased, the default port and the fragment dropped, nothing else changed, so a
+  URL already in normal form keeps the id it always had);
 - AVSpeech rows -> ``<video id>_<start in ms, 9 digits>``: one AVSpeech row is one segment and a video
-  often has several rows, each with its own face hint, so each row is its own source. The first cell is
-  a YouTube id (fetched through ``url_template``), an http(s) URL (fetched as given; video id = its URL
-  id above) or an absolute local path (used in place; video id = sanitised stem + 10 hex digits of
-  SHA-256 of the path), so ``avforge export avspeech-csv`` output of any corpus re-curates;
+  often has several rows, each with its own face hint, so each row is its own source. The video id is
+  the one a URL list gives the same video: the first cell is a YouTube id (fetched through
+  ``url_template``), an http(s) URL (fetched as given, in normal form; video id = :func:`url_source_id`,
+  so a YouTube URL gives the bare YouTube id) or an absolute local path (used in place; video id =
+  sanitised stem + 10 hex digits of SHA-256 of the path), so ``avforge export avspeech-csv`` output of
+  any corpus re-curates;
 - local files -> ``<sanitised file stem>-`` + 10 hex digits of SHA-256 of the path relative to the folder
   (moving the folder keeps the ids).
+
+A source's ``url`` is what gets fetched: the URL in normal form (for a YouTube URL, the spelling
+listed first), the template URL of an AVSpeech YouTube id, or an absolute local path.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlsplit
 
 import fsspec
 
@@ -45,6 +62,11 @@ YOUTUBE_URL_TEMPLATE = "https://www.youtube.com/watch?v={id}"
 _YOUTUBE_ID = re.compile(r"^[A-Za-z0-9_-]{11}$")
 _SAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _HEADER_FIRST_CELLS = {"youtube_id", "id", "video_id", "ytid", "video", "url", "path"}
+_URL_PARTS = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://([^/?#]*)([^#]*)(#.*)?$", re.DOTALL)
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+_YOUTUBE_HOSTS = {"youtube.com", "youtube-nocookie.com", "www.youtube-nocookie.com"}
+_YOUTUBE_PATH_KINDS = {"shorts", "embed", "v", "e", "live"}
+_BOM = "\ufeff"
 
 
 class SourcesError(ValueError):
@@ -78,29 +100,67 @@ def _sha(text: str, n: int) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
 
 
+def normalize_url(url: str) -> str:
+    """The normal form of an http(s) URL: surrounding whitespace stripped, scheme and host
+    lower-cased, the scheme's default port (80, 443) and the fragment dropped; userinfo, path and
+    query are kept byte for byte (so an already normal URL is returned unchanged).
+
+    Raises ValueError when ``url`` is not an http(s) URL with a host, or does not parse (an
+    unbalanced ``[`` in the host, a port that is not a number in 0..65535).
+    """
+    text = url.strip()
+    match = _URL_PARTS.match(text)
+    if match is None or match.group(1).lower() not in _DEFAULT_PORTS:
+        raise ValueError(f"not an http(s) URL: {text[:80]!r}")
+    try:
+        parsed = urlsplit(text)
+        _ = parsed.port  # a port that is no number in 0..65535 raises here
+    except ValueError as exc:  # e.g. "Invalid IPv6 URL"
+        raise ValueError(f"malformed URL ({exc}): {text[:80]!r}") from None
+    if not parsed.hostname:
+        raise ValueError(f"no host in URL: {text[:80]!r}")
+    scheme = match.group(1).lower()
+    userinfo, at, hostport = match.group(2).rpartition("@")
+    if hostport.startswith("["):
+        host, _, after = hostport.partition("]")
+        host, port = host + "]", after.removeprefix(":")
+    else:
+        host, _, port = hostport.partition(":")
+    netloc = f"{userinfo}{at}{host.lower()}"
+    if port and port != _DEFAULT_PORTS[scheme]:
+        netloc += f":{port}"
+    return f"{scheme}://{netloc}{match.group(3)}"
+
+
 def youtube_id(url: str) -> str | None:
-    """The 11-character YouTube video id of ``url``, or None when it is not a YouTube video URL."""
-    parsed = urlparse(url.strip())
-    host = (parsed.hostname or "").lower()
+    """The 11-character YouTube video id of ``url``, or None when it is not a YouTube video URL
+    (see the module docstring for the forms; a malformed URL is not one)."""
+    try:
+        parsed = urlsplit(url.strip())
+        host = (parsed.hostname or "").lower()
+    except ValueError:
+        return None
+    if parsed.scheme.lower() not in _DEFAULT_PORTS:
+        return None
+    parts = [p for p in parsed.path.split("/") if p]
     candidate: str | None = None
     if host in {"youtu.be", "www.youtu.be"}:
-        candidate = parsed.path.strip("/").split("/")[0]
-    elif host.endswith("youtube.com") or host.endswith("youtube-nocookie.com"):
-        if parsed.path == "/watch":
+        candidate = parts[0] if parts else None
+    elif host in _YOUTUBE_HOSTS or host.endswith(".youtube.com"):
+        if parts == ["watch"]:
             candidate = (parse_qs(parsed.query).get("v") or [None])[0]
-        else:
-            parts = parsed.path.strip("/").split("/")
-            if len(parts) >= 2 and parts[0] in {"shorts", "embed", "v", "live"}:
-                candidate = parts[1]
+        elif len(parts) >= 2 and parts[0] in _YOUTUBE_PATH_KINDS:
+            candidate = parts[1]
     if candidate and _YOUTUBE_ID.match(candidate):
         return candidate
     return None
 
 
 def url_source_id(url: str) -> str:
-    """Stable id of a URL source (YouTube id when there is one, else a hash of the URL)."""
+    """Stable id of a URL source: its YouTube id when there is one, else ``url-`` + a hash of its
+    normal form (:func:`normalize_url`). Raises ValueError for a malformed URL."""
     yt = youtube_id(url)
-    return yt if yt is not None else f"url-{_sha(url.strip(), 16)}"
+    return yt if yt is not None else f"url-{_sha(normalize_url(url), 16)}"
 
 
 def local_source_id(path: Path, root: Path) -> str:
@@ -126,9 +186,8 @@ def avspeech_video(cell: str, url_template: str) -> tuple[str, str]:
     YouTube id, an http(s) URL or an absolute local path."""
     if _YOUTUBE_ID.match(cell):
         return cell, url_template.format(id=cell)
-    parsed = urlparse(cell)
-    if parsed.scheme in {"http", "https"} and parsed.netloc:
-        return url_source_id(cell), cell
+    if cell.lower().startswith(("http://", "https://")):
+        return url_source_id(cell), normalize_url(cell)  # ValueError names a malformed URL
     if "://" not in cell and Path(cell).is_absolute():
         return path_video_id(cell), cell
     raise ValueError(f"not a YouTube id, http(s) URL or absolute path: {cell[:80]!r}")
@@ -148,20 +207,44 @@ def dedupe_sources(sources: Iterable[Source]) -> list[Source]:
 # --------------------------------------------------------------------------- parsers (pure)
 
 
+def _strip_bom(text: str) -> str:
+    return text[1:] if text.startswith(_BOM) else text
+
+
+def _invalid(what: str, lineno: int, text: str, kind: SourceKind, reason: str) -> Source:
+    """The :class:`Source` of a malformed line (``what="line"``) or CSV row (``"row"``): an id
+    naming it, never fetched, failing as ``invalid_source`` with ``reason``."""
+    sid = f"invalid-{what}{lineno}-{_sha(text, 8)}"
+    return Source(sid, text[:200], kind, invalid=f"{what} {lineno}: {reason}")
+
+
+def parse_url_line(line: str) -> tuple[str, str] | None:
+    """``(source id, URL to fetch)`` of one URL-list line, or None for a blank or ``#`` line.
+
+    Raises ValueError (the line's one-line reason) when the first token is not an http(s) URL, does
+    not parse, or is followed by anything but a ``#`` comment.
+    """
+    tokens = line.split()
+    if not tokens or tokens[0].startswith("#"):
+        return None
+    url, rest = tokens[0], line.strip()[len(tokens[0]) :].strip()
+    if rest and not rest.startswith("#"):
+        raise ValueError(f"text after the URL (only a '# comment' may follow): {rest[:40]!r}")
+    normal = normalize_url(url)
+    return url_source_id(normal), normal
+
+
 def parse_url_list(text: str) -> list[Source]:
-    """Sources from the text of a URL list (one a line; ``#`` comments and blank lines skipped)."""
+    """Sources from the text of a URL list (see the module docstring for the line format)."""
     out = []
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
+    for lineno, raw in enumerate(_strip_bom(text).splitlines(), start=1):
+        try:
+            parsed = parse_url_line(raw)
+        except ValueError as exc:
+            out.append(_invalid("line", lineno, raw.strip(), SourceKind.URL, str(exc)))
             continue
-        parsed = urlparse(line)
-        if parsed.scheme in {"http", "https"} and parsed.netloc:
-            out.append(Source(url_source_id(line), line, SourceKind.URL))
-        else:
-            sid = f"invalid-line{lineno}-{_sha(line, 8)}"
-            reason = f"line {lineno}: not an http(s) URL: {line[:80]!r}"
-            out.append(Source(sid, line, SourceKind.URL, invalid=reason))
+        if parsed is not None:
+            out.append(Source(parsed[0], parsed[1], SourceKind.URL))
     return dedupe_sources(out)
 
 
@@ -172,21 +255,39 @@ def _float(value: str) -> float:
     return x
 
 
+def _csv_cells(line: str) -> list[str]:
+    """The stripped cells of one CSV line; ValueError (with the reason) when the csv module refuses
+    it (e.g. a cell over its field size limit, 131,072 characters)."""
+    try:
+        return [c.strip() for c in next(csv.reader([line]), [])]
+    except csv.Error as exc:
+        raise ValueError(f"not a CSV row: {exc}") from None
+
+
 def parse_avspeech_csv(text: str, url_template: str = YOUTUBE_URL_TEMPLATE) -> list[Source]:
     """Sources from AVSpeech CSV text (``video,start_s,end_s,face_x,face_y``; header optional).
 
     ``video`` is a YouTube id, an http(s) URL or an absolute local path (see :func:`avspeech_video`);
     ``url_template`` maps a YouTube id to the URL to fetch (``{id}`` is replaced); tests point it at a
     loopback server. Every valid row is a :class:`Source` of kind ``avspeech`` with its hint (a URL is
-    fetched for the hinted range only, a path is read in place). A row with a bad video cell,
-    non-numeric or out-of-range values becomes an invalid source.
+    fetched for the hinted range only, a path is read in place). One row a line (a quoted cell cannot
+    span lines); blank and ``#`` lines are skipped. A row with a bad video cell, non-numeric or
+    out-of-range values, or a cell the csv module refuses becomes an invalid source.
     """
     out = []
-    for lineno, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-        cells = [c.strip() for c in row]
-        if not cells or not any(cells):
+    first = True
+    for lineno, line in enumerate(_strip_bom(text).splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
             continue
-        if lineno == 1 and cells[0].lower() in _HEADER_FIRST_CELLS:
+        try:
+            cells = _csv_cells(line)
+        except ValueError as exc:
+            out.append(_invalid("row", lineno, line.strip(), SourceKind.AVSPEECH, str(exc)))
+            continue
+        if not any(cells):
+            continue
+        header, first = first and cells[0].lower() in _HEADER_FIRST_CELLS, False
+        if header:
             continue
         try:
             if len(cells) != 5:
@@ -198,9 +299,7 @@ def parse_avspeech_csv(text: str, url_template: str = YOUTUBE_URL_TEMPLATE) -> l
             if not (0 <= fx <= 1 and 0 <= fy <= 1):
                 raise ValueError(f"face_x/face_y must be in 0..1, got {fx}, {fy}")
         except ValueError as exc:
-            sid = f"invalid-row{lineno}-{_sha(','.join(cells), 8)}"
-            url = ",".join(cells)[:200]
-            out.append(Source(sid, url, SourceKind.AVSPEECH, invalid=f"row {lineno}: {exc}"))
+            out.append(_invalid("row", lineno, ",".join(cells), SourceKind.AVSPEECH, str(exc)))
             continue
         out.append(
             Source(
@@ -227,16 +326,20 @@ def scan_folder(root: str | Path) -> list[Source]:
 
 
 def _looks_like_avspeech(text: str) -> bool:
-    """True when the first data line is a CSV row of five cells whose last four are numbers."""
-    for line in text.splitlines():
+    """True when the first data line is a CSV row of five cells whose last four are numbers (or an
+    AVSpeech header)."""
+    for line in _strip_bom(text).splitlines():
         if line.strip() and not line.lstrip().startswith("#"):
-            cells = next(csv.reader([line]), [])
+            try:
+                cells = _csv_cells(line)
+            except ValueError:
+                return False
             if len(cells) != 5:
                 return False
             try:
                 [float(c) for c in cells[1:]]
             except ValueError:
-                return cells[0].strip().lower() in _HEADER_FIRST_CELLS
+                return cells[0].lower() in _HEADER_FIRST_CELLS
             return True
     return False
 
@@ -253,7 +356,7 @@ def read_sources_arg(path: str | Path, url_template: str = YOUTUBE_URL_TEMPLATE)
     if Path(p).is_dir():
         return scan_folder(p)
     try:
-        with fsspec.open(p, "r", encoding="utf-8") as fh:
+        with fsspec.open(p, "r", encoding="utf-8-sig") as fh:
             text = fh.read()
     except (FileNotFoundError, IsADirectoryError, PermissionError, UnicodeDecodeError) as exc:
         raise SourcesError(f"cannot read SOURCES {p}: {exc}") from None

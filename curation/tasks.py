@@ -31,7 +31,9 @@ from manifests.schema import (
     table_to_records,
 )
 
-_SAFE_SHARD = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_SAFE_SHARD = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+"""File-name safe, not hidden; a leading ``-`` is allowed (YouTube ids and file stems start with one;
+no shard path ever reaches a command line as a bare argument)."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,8 @@ class TaskResult:
 
 
 def shard_name(source_id: str) -> str:
-    """The shard name of a source (its id; rejected when not file-name safe)."""
+    """The shard name of a source: its id (``[A-Za-z0-9_-][A-Za-z0-9_.-]*``, at most 200
+    characters; ValueError otherwise, which :mod:`curation.sources` ids never are)."""
     if not _SAFE_SHARD.match(source_id) or len(source_id) > 200:
         raise ValueError(f"source id {source_id!r} is not a safe shard name")
     return source_id

@@ -8,8 +8,10 @@ Contract:
   the source, 6 decimals) and the face centre ``x``, ``y`` at ``start`` (0..1 of the frame width and
   height, 6 decimals); no header line, like AVSpeech's ``avspeech_train.csv``;
 - the video column: the YouTube id for AVSpeech sources (the source id without its ``_<start ms>``
-  suffix) and for URL sources with a YouTube URL; the source URL for any other source (its path for a
-  local file), quoted by the CSV writer when it holds a comma;
+  suffix) and for URL sources with a YouTube URL in any spelling (the canonical id of
+  :func:`curation.sources.youtube_id`, the same id the URL source has); the source URL for any other
+  source (its path for a local file), quoted by the CSV writer when it holds a comma. A YouTube id may
+  start with ``-``; it is written as is, like AVSpeech's own files;
 - failures: a clip whose face position is unknown (no ``face_x``/``face_y``, no face track, or a source
   without a frame size) is left out and listed in :attr:`AvspeechExport.skipped` with the reason.
 
