@@ -5,9 +5,18 @@ that validates its own ranges in ``__post_init__`` with :func:`check_range` / :f
 This module turns nested mappings (parsed YAML) into those dataclasses:
 
 - unknown keys are rejected, with the full key path (``faces.min_face_px``) and the keys allowed;
+- a key given twice in one mapping is rejected with its key path and line (YAML would silently keep
+  the last one);
 - values are converted to the declared type: ``int``, ``float``, ``bool``, ``str``, ``Path``, enums
   (by value), nested dataclasses, ``tuple[...]`` / ``list[...]`` and ``X | None``;
-- range errors raised by ``__post_init__`` are re-raised with the key path prefixed.
+- a float is never NaN, and never infinite unless its field allows it (its default is infinite, or
+  its ``dataclasses.field`` metadata holds :data:`ALLOW_INF`); :func:`check_range` says the same for
+  values built in Python;
+- range errors raised by ``__post_init__`` are re-raised with the key path prefixed;
+- a config file that is missing, a directory, unreadable, not UTF-8 or not YAML is a
+  :class:`ConfigError` naming the file (one line).
+
+Everything is checked when the config is loaded, so a bad value never surfaces hours into a run.
 
 The resolved config (every field, defaults included) is written next to every output with
 :func:`write_resolved_config`, so a corpus, mixture set or checkpoint says how it was made.
@@ -28,6 +37,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import math
+import numbers
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -38,6 +49,10 @@ import fsspec
 import yaml
 
 T = TypeVar("T")
+
+ALLOW_INF: Mapping[str, bool] = types.MappingProxyType({"allow_inf": True})
+"""``dataclasses.field(metadata=ALLOW_INF)``: this float field may be ``.inf`` / ``-.inf`` (a field whose
+default is infinite allows it without saying so). NaN is never allowed."""
 
 
 class ConfigError(ValueError):
@@ -61,20 +76,32 @@ def check_range(
     *,
     low_open: bool = False,
     high_open: bool = False,
+    allow_inf: bool = False,
 ) -> None:
     """Raise :class:`ConfigError` naming ``name`` unless ``low <= obj.name <= high``.
 
-    ``low_open`` / ``high_open`` make the bound strict. ``None`` values pass (optional fields).
+    ``low_open`` / ``high_open`` make the bound strict. ``None`` values pass (optional fields). NaN
+    never passes (it compares false with every bound); ``+-inf`` passes only with ``allow_inf`` (and
+    still has to be within the bounds).
     """
     value = getattr(obj, name)
     if value is None:
         return
+    _check_finite(value, name, allow_inf=allow_inf)
     if low is not None and (value <= low if low_open else value < low):
         rel = ">" if low_open else ">="
         raise ConfigError(f"must be {rel} {low}, got {value!r}", name)
     if high is not None and (value >= high if high_open else value > high):
         rel = "<" if high_open else "<="
         raise ConfigError(f"must be {rel} {high}, got {value!r}", name)
+
+
+def _check_finite(value: Any, path: str, *, allow_inf: bool = False) -> None:
+    if not isinstance(value, numbers.Real) or isinstance(value, numbers.Integral):
+        return
+    number = float(value)
+    if math.isnan(number) or (math.isinf(number) and not allow_inf):
+        raise ConfigError(f"must be a finite number, got {number!r}", path)
 
 
 def check_choice(obj: object, name: str, choices: Iterable[object]) -> None:
@@ -96,7 +123,7 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
-def _convert(value: Any, tp: Any, path: str) -> Any:
+def _convert(value: Any, tp: Any, path: str, allow_inf: bool = False) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if tp is Any:
@@ -104,12 +131,15 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        alternatives = [arg for arg in args if arg is not type(None)]
+        if len(alternatives) == 1:  # ``X | None``: X's own message
+            return _convert(value, alternatives[0], path, allow_inf)
         errors = []
         for arg in args:
             if arg is type(None):
                 continue
             try:
-                return _convert(value, arg, path)
+                return _convert(value, arg, path, allow_inf)
             except ConfigError as exc:
                 errors.append(exc.detail)
         raise ConfigError(f"expected {_type_name(tp)}, got {value!r} ({'; '.join(errors)})", path)
@@ -129,19 +159,19 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
             if len(items) != len(args):
                 raise ConfigError(f"expected {len(args)} items, got {len(items)}", path)
             out = [
-                _convert(v, a, f"{path}[{i}]")
+                _convert(v, a, f"{path}[{i}]", allow_inf)
                 for i, (v, a) in enumerate(zip(items, args, strict=True))
             ]
         else:
             item_tp = args[0] if args else Any
-            out = [_convert(v, item_tp, f"{path}[{i}]") for i, v in enumerate(items)]
+            out = [_convert(v, item_tp, f"{path}[{i}]", allow_inf) for i, v in enumerate(items)]
         return tuple(out) if origin is tuple else out
     if origin is dict or tp is dict:
         if not isinstance(value, Mapping):
             raise ConfigError(f"expected a mapping, got {value!r}", path)
         k_tp, v_tp = args if args else (Any, Any)
         return {
-            _convert(k, k_tp, f"{path}.{k}"): _convert(v, v_tp, f"{path}.{k}")
+            _convert(k, k_tp, f"{path}.{k}"): _convert(v, v_tp, f"{path}.{k}", allow_inf)
             for k, v in value.items()
         }
     if origin is typing.Literal:
@@ -167,6 +197,7 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"expected a number, got {value!r}", path)
+        _check_finite(float(value), path, allow_inf=allow_inf)
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -177,6 +208,13 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
             raise ConfigError(f"expected a path, got {value!r}", path)
         return Path(value)
     raise ConfigError(f"unsupported config type {_type_name(tp)}", path)
+
+
+def _allows_inf(f: dataclasses.Field[Any]) -> bool:
+    """Whether a field may hold an infinite float: :data:`ALLOW_INF` metadata, or an infinite default."""
+    if f.metadata.get("allow_inf"):
+        return True
+    return isinstance(f.default, float) and math.isinf(f.default)
 
 
 def _build(cls: type[T], data: Mapping[str, Any], prefix: str) -> T:
@@ -190,7 +228,7 @@ def _build(cls: type[T], data: Mapping[str, Any], prefix: str) -> T:
     kwargs = {}
     for name, value in data.items():
         key_path = f"{prefix}.{name}" if prefix else name
-        kwargs[name] = _convert(value, hints[name], key_path)
+        kwargs[name] = _convert(value, hints[name], key_path, _allows_inf(fields[name]))
     try:
         return cls(**kwargs)
     except ConfigError as exc:
@@ -208,17 +246,93 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any] | None) -> T:
     return _build(cls, data, "")
 
 
-def load_config(cls: type[T], path: str | Path | None) -> T:
-    """Load ``cls`` from a YAML file (``None``: all defaults). Errors name the file and key path."""
-    if path is None:
-        return config_from_dict(cls, {})
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def _yaml_error(exc: yaml.YAMLError) -> str:
+    """A YAML parse error on one line: where (1-based line and column) and what."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return _one_line(f"{where}{problem}")
+
+
+def _check_duplicate_keys(node: yaml.Node, path: str = "", seen: set[int] | None = None) -> None:
+    """Raise :class:`ConfigError` at the first mapping that gives one key twice (key path and line)."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:  # an alias of a node already checked
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first: dict[object, int] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *base` may override keys
+                _check_duplicate_keys(value_node, path, seen)
+                continue
+            scalar = isinstance(key_node, yaml.ScalarNode)
+            key = (key_node.tag, key_node.value) if scalar else id(key_node)
+            name = key_node.value if scalar else "<key>"
+            key_path = f"{path}.{name}" if path else str(name)
+            line = key_node.start_mark.line + 1
+            if key in first:
+                raise ConfigError(
+                    f"duplicate key on line {line} (first given on line {first[key]})", key_path
+                )
+            first[key] = line
+            _check_duplicate_keys(value_node, key_path, seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_duplicate_keys(item, f"{path}[{i}]", seen)
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse one YAML document strictly (safe types only; a key given twice in a mapping is a
+    :class:`ConfigError` naming its key path and line, not silently the last value)."""
+    loader = yaml.SafeLoader(text)
     try:
-        with fsspec.open(str(path), "r") as fh:
-            data = yaml.safe_load(fh)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_duplicate_keys(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def read_config_text(path: str | Path) -> str:
+    """The text of config file ``path`` (any fsspec URL; UTF-8, a BOM allowed). A file that is
+    missing, a directory, unreadable or not UTF-8 is a one-line :class:`ConfigError` naming it."""
+    try:
+        with fsspec.open(str(path), "rb") as fh:
+            raw = fh.read()
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config path is a directory, not a file: {path}") from None
+    except OSError as exc:
+        reason = exc.strerror or _one_line(exc) or type(exc).__name__
+        raise ConfigError(f"cannot read config file {path}: {reason}") from None
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not a UTF-8 text file (byte {exc.start}: {raw[exc.start : exc.start + 1]!r})"
+        ) from None
+
+
+def load_config(cls: type[T], path: str | Path | None) -> T:
+    """Load ``cls`` from a YAML file (``None``: all defaults). Errors are one-line
+    :class:`ConfigError` s that name the file and key path (see the module docstring)."""
+    if path is None:
+        return config_from_dict(cls, {})
+    text = read_config_text(path)
+    try:
+        data = parse_yaml(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        raise ConfigError(f"{path}: not valid YAML: {_yaml_error(exc)}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     try:
         return config_from_dict(cls, data)
     except ConfigError as exc:

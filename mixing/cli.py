@@ -2,8 +2,9 @@
 
 Each verb is a thin wrapper: it loads its config (YAML through ``avforge.config.load_config``, with a
 few common fields as options), calls one library function, and prints what it wrote. Errors in the
-inputs (a bad config, a corpus that cannot serve the config, a recipe naming missing media) are
-printed as one line and exit with code 1.
+inputs (a bad config, a missing or corrupt manifest, a corpus that cannot serve the config, a recipe
+naming missing media, an unwritable output) are printed as one ``error:`` line and exit with status 2
+(``avforge.cli_errors``); so does ``noises add`` when no recording could be registered.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import typer
 
-from avforge.config import ConfigError, load_config, write_resolved_config
-from manifests import ManifestError
+from avforge.cli_errors import fail, reported_errors
+from avforge.config import load_config, write_resolved_config
 from manifests.io import join
 from manifests.schema import MixTask, NoiseKind, Split
 from mixing.config import MixingConfig
@@ -24,11 +25,6 @@ mix_app = typer.Typer(
 )
 noises_app = typer.Typer(help="Noise and music corpora for mixing.", no_args_is_help=True)
 rirs_app = typer.Typer(help="Room impulse response banks.", no_args_is_help=True)
-
-
-def _fail(exc: Exception) -> None:
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(code=1)
 
 
 def _mixing_config(
@@ -69,11 +65,9 @@ def freeze(
     from mixing.render import MixingError
     from mixing.sampler import SamplerError
 
-    try:
+    with reported_errors(SamplerError, MixingError):
         cfg = _mixing_config(config, task, split, seed)
         specs = freeze_recipes(str(corpus), str(out), cfg, count, epoch=epoch)
-    except (ConfigError, ManifestError, SamplerError, MixingError) as exc:
-        _fail(exc)
     typer.echo(f"froze {len(specs)} recipes in {join(str(out), 'mixtures')}")
 
 
@@ -97,7 +91,7 @@ def render(
     from mixing.render import MixingError, MixtureRenderer
     from mixing.sampler import RecipeSampler, SamplerError
 
-    try:
+    with reported_errors(SamplerError, MixingError, ExampleError):
         cfg = _mixing_config(config, task, split, seed)
         if recipes is not None:
             specs = table_to_records(read_mixtures(str(recipes)), MixtureSpec)[:count]
@@ -105,8 +99,6 @@ def render(
             specs = RecipeSampler.from_corpus(str(corpus), cfg).take(count)
         renderer = MixtureRenderer(str(corpus), cfg.render)
         folders = write_examples(renderer, specs, out)
-    except (ConfigError, ManifestError, SamplerError, MixingError, ExampleError) as exc:
-        _fail(exc)
     for folder in folders:
         typer.echo(str(folder))
 
@@ -128,18 +120,16 @@ def noises_add(
     """Register noise or music recordings (resampled to 16 kHz, split by recording)."""
     from mixing.noises import NoiseConfig, add_noises
 
-    try:
+    with reported_errors():
         cfg = load_config(NoiseConfig, config)
         result = add_noises(source, str(out), cfg, split=split, kind=kind)
-    except (ConfigError, ManifestError, OSError) as exc:
-        _fail(exc)
-    write_resolved_config(cfg, join(str(out), "config", "noises_add.yaml"))
+        write_resolved_config(cfg, join(str(out), "config", "noises_add.yaml"))
     for r in result.records:
         typer.echo(f"{r.noise_id}\t{r.kind.value}\t{r.split.value}\t{r.duration_s:.1f} s")
     for f in result.failures:
         typer.echo(f"failed: {f.origin}: {f.reason}", err=True)
     if not result.records:
-        raise typer.Exit(code=1)
+        fail(f"no recording registered from {source} ({len(result.failures)} failed, listed above)")
 
 
 @rirs_app.command("build")
@@ -157,14 +147,12 @@ def rirs_build(
     from avforge.cluster import load_cluster_config
     from mixing.rirs import RirConfig, build_rirs
 
-    try:
+    with reported_errors():
         cfg = load_config(RirConfig, config)
         if rooms is not None:
             cfg = replace(cfg, n_rooms=rooms)
         written = build_rirs(str(out), cfg, load_cluster_config(cluster))
-    except (ConfigError, ManifestError) as exc:
-        _fail(exc)
-    write_resolved_config(cfg, join(str(out), "config", "rirs_build.yaml"))
+        write_resolved_config(cfg, join(str(out), "config", "rirs_build.yaml"))
     typer.echo(f"wrote {written} RIRs into {join(str(out), 'rirs')}")
 
 

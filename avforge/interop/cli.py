@@ -2,8 +2,9 @@
 
 Thin wrappers: each parses its options into the library's frozen config, calls one function of
 ``avforge.interop``, and prints a one-line summary (to stderr when stdout carries the data). Bad inputs
-(an unreadable corpus or manifest, an invalid option value) exit with status 2 and a one-line message;
-cuts that cannot be imported are counted and listed, not fatal.
+(an unreadable corpus or manifest, an invalid option value, an unwritable output) exit with status 2
+and one ``error:`` line (``avforge.cli_errors``); cuts that cannot be imported are counted and listed,
+not fatal.
 
 Lhotse is imported only when a Lhotse verb runs, so ``avforge --help`` stays fast and works without the
 ``interop`` extra.
@@ -15,12 +16,8 @@ from pathlib import Path
 
 import typer
 
+from avforge.cli_errors import fail, reported_errors
 from manifests.schema import NoiseKind, Split
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=2)
 
 
 def _export_lhotse(
@@ -37,16 +34,14 @@ def _export_lhotse(
         LhotseExportError,
         export_lhotse,
     )
-    from manifests.io import ManifestError
 
     if audio_format not in {f.value for f in AudioFormat}:
-        _fail(f"--format must be wav or flac, got {audio_format!r}")
-    cfg = LhotseExportConfig(audio_format=AudioFormat(audio_format), split=split, face_arrays=faces)
-    try:
+        fail(f"--format must be wav or flac, got {audio_format!r}")
+    with reported_errors(LhotseExportError):
+        cfg = LhotseExportConfig(
+            audio_format=AudioFormat(audio_format), split=split, face_arrays=faces
+        )
         result = export_lhotse(corpus, out, cfg)
-    except (ManifestError, LhotseExportError) as exc:
-        _fail(str(exc))
-        return
     typer.echo(
         f"{result.num_cuts} cuts ({result.total_duration_s / 3600:.3f} h, "
         f"{result.num_face_arrays} with face tracks) -> {result.cuts_path}"
@@ -60,13 +55,9 @@ def _export_avspeech_csv(
 ) -> None:
     """Write the kept clips of CORPUS as AVSpeech CSV rows: youtube_id,start,end,x,y (no header)."""
     from avforge.interop.avspeech_csv import export_avspeech_csv
-    from manifests.io import ManifestError
 
-    try:
+    with reported_errors():
         text, export = export_avspeech_csv(corpus, out, split)
-    except ManifestError as exc:
-        _fail(str(exc))
-        return
     if out is None:
         typer.echo(text, nl=False)
     for clip_id, reason in sorted(export.skipped.items()):
@@ -87,7 +78,6 @@ def _import_lhotse(
     min_duration_s: float = typer.Option(0.5, "--min-duration-s"),
 ) -> None:
     """Register the cuts of a Lhotse MANIFEST in corpus OUT as audio-only clips or as noise."""
-    from avforge.config import ConfigError
     from avforge.interop.lhotse_import import (
         ImportTarget,
         LhotseImportConfig,
@@ -96,8 +86,8 @@ def _import_lhotse(
     )
 
     if as_ not in {t.value for t in ImportTarget}:
-        _fail(f"--as must be clips or noise, got {as_!r}")
-    try:
+        fail(f"--as must be clips or noise, got {as_!r}")
+    with reported_errors(LhotseImportError):
         cfg = LhotseImportConfig(
             target=ImportTarget(as_),
             sample_rate_hz=sample_rate_hz,
@@ -109,9 +99,6 @@ def _import_lhotse(
             min_duration_s=min_duration_s,
         )
         result = import_lhotse(manifest, out, cfg)
-    except (ConfigError, LhotseImportError) as exc:
-        _fail(str(exc))
-        return
     for failure in result.failures:
         typer.echo(f"not imported {failure.cut_id}: {failure.reason}", err=True)
     typer.echo(

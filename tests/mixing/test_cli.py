@@ -63,7 +63,7 @@ def test_freeze_reports_an_unservable_config(corpus, tmp_path):
     result = runner.invoke(
         app, ["mix", "freeze", str(corpus), "--out", str(tmp_path / "x"), "--config", str(config)]
     )
-    assert result.exit_code == 1 and "no clip in split 'val'" in result.output
+    assert result.exit_code == 2 and "no clip in split 'val'" in result.output
 
 
 def test_noises_add_and_rirs_build(tmp_path):
