@@ -49,6 +49,7 @@ def _register_all() -> None:
     from avforge.demo import register as register_demo
     from avforge.interop.cli import register as register_interop
     from curation.cli import register as register_curation
+    from manifests.verify import register as register_verify
     from mixing.cli import register as register_mixing
     from training.cli import register as register_training
 
@@ -57,6 +58,7 @@ def _register_all() -> None:
     register_training(app)
     register_demo(app)
     register_interop(app)
+    register_verify(app)
 
 
 _register_all()

@@ -8,6 +8,7 @@ Example::
     import manifests
     clips = manifests.read_clips("corpus/")
     kept = clips.filter(pyarrow.compute.field("snr_db") > 20)
+    report = manifests.verify_corpus("corpus/")   # what ``avforge verify`` checks; report.errors
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from manifests.schema import (
     records_to_table,
     table_to_records,
 )
+from manifests.verify import VerifyReport, verify_corpus
 
 
 def read_sources(corpus: str) -> pa.Table:
@@ -97,6 +99,7 @@ __all__ = [
     "SourceRecord",
     "SourceStatus",
     "Split",
+    "VerifyReport",
     "atomic_write_bytes",
     "list_shards",
     "read_clips",
@@ -109,6 +112,7 @@ __all__ = [
     "records_to_table",
     "shard_path",
     "table_to_records",
+    "verify_corpus",
     "write_media_shard",
     "write_records",
     "write_table",

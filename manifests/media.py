@@ -9,6 +9,15 @@ That is what keeps on-the-fly mixing close to in-memory speed (docs/manifests.md
 Face crops are JPEG per frame (a 112x112 crop is ~3 KB instead of 37 KB raw): face streams are read
 once per item, so decode cost is small next to the storage saved.
 
+Integrity: every writer stores a CRC-32 of each row's stored audio bytes (``samples_crc32``) and of
+its face bytes (``face_crc32``: the cells of :data:`FACE_CHECKSUM_COLUMNS` in that order, each JPEG
+crop in frame order); :func:`verify_row` recomputes them and raises
+:class:`avforge.errors.CorruptCorpusError` naming the shard, the row and the part on a mismatch.
+:meth:`MediaReader.audio` checks a row's audio checksum on every read (one CRC pass over the row, next
+to the decode); the mixing renderer checks it once per row it caches; ``avforge verify`` checks every
+row of every shard. Shards written before checksums existed have no such columns: they read as
+before and are reported as "no checksums" (never an error).
+
 Example::
 
     rec = MediaRecord.from_audio("clip-1", samples, 16000)
@@ -20,17 +29,36 @@ Example::
 from __future__ import annotations
 
 import threading
+import zlib
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
+from avforge.errors import CorruptCorpusError
 from manifests.io import ManifestError, open_ipc, validate_schema, write_table
-from manifests.schema import MEDIA_SCHEMA, SampleFormat
+from manifests.schema import MEDIA_OPTIONAL_COLUMNS, MEDIA_SCHEMA, SampleFormat
 
 PCM16_SCALE = 32768.0
+FACE_CHECKSUM_COLUMNS: tuple[str, ...] = (
+    "face_boxes",
+    "face_landmarks",
+    "face_quality",
+    "face_present",
+    "face_crops",
+    "face_embeddings",
+    "speaking_scores",
+    "lip_features",
+)
+"""The face cells ``face_crc32`` covers, in checksum order (``face_crops``: each frame's JPEG)."""
+MEDIA_REQUIRED_SCHEMA = pa.schema(
+    [f for f in MEDIA_SCHEMA if f.name not in MEDIA_OPTIONAL_COLUMNS],
+    metadata=MEDIA_SCHEMA.metadata,
+)
+"""``MEDIA_SCHEMA`` without its optional (checksum) columns: what every media shard must have."""
 
 
 @dataclass(frozen=True)
@@ -101,6 +129,83 @@ def decode_samples(buf: Any, sample_format: SampleFormat | str) -> np.ndarray:
     return np.frombuffer(buf, dtype="<f4")
 
 
+def crc32_parts(parts: Iterable[Any]) -> int | None:
+    """CRC-32 of the concatenated bytes of ``parts`` (bytes-likes or pyarrow buffers; None parts are
+    skipped, a list part counts as its items in order); None when every part is None."""
+    crc: int | None = None
+    for part in parts:
+        if part is None:
+            continue
+        for piece in part if isinstance(part, list) else (part,):
+            if piece is not None:
+                crc = zlib.crc32(piece, crc or 0)
+    return crc
+
+
+def _face_cell_parts(table: pa.Table, row: int) -> list[Any]:
+    parts: list[Any] = []
+    for name in FACE_CHECKSUM_COLUMNS:
+        cell = table.column(name)[row]
+        if not cell.is_valid:
+            parts.append(None)
+        elif name == "face_crops":
+            parts.append([v.as_buffer() for v in cell.values if v.is_valid])
+        else:
+            parts.append(cell.as_buffer())
+    return parts
+
+
+def has_checksums(schema: pa.Schema) -> bool:
+    """Whether a media shard with this schema stores checksums (written since they exist)."""
+    return all(schema.get_field_index(name) >= 0 for name in MEDIA_OPTIONAL_COLUMNS)
+
+
+def validate_media_schema(path: str, schema: pa.Schema) -> None:
+    """:class:`ManifestError` unless ``schema`` is a media shard's of this schema version: every
+    required column, and the checksum columns with their types when present."""
+    validate_schema(path, schema, MEDIA_REQUIRED_SCHEMA)
+    for name in MEDIA_OPTIONAL_COLUMNS:
+        idx = schema.get_field_index(name)
+        want = MEDIA_SCHEMA.field(name).type
+        if idx >= 0 and not schema.field(idx).type.equals(want):
+            raise ManifestError(
+                path, f"column {name!r} has type {schema.field(idx).type}, expected {want}"
+            )
+
+
+def verify_row(path: str, table: pa.Table, row: int, *, faces: bool = True) -> bool:
+    """Recompute row ``row``'s checksums (audio, and face bytes when ``faces``) and compare them with
+    the stored ones. Returns False when the shard has no checksums (nothing to compare), True when
+    they match; raises :class:`CorruptCorpusError` naming ``path``, the row and the part otherwise."""
+    if not has_checksums(table.schema):
+        return False
+    stored = table.column("samples_crc32")[row].as_py()
+    if stored is not None:
+        got = zlib.crc32(table.column("samples")[row].as_buffer())
+        if got != stored:
+            raise _mismatch(path, table, row, "audio (samples)", stored, got)
+    if faces:
+        stored_face = table.column("face_crc32")[row].as_py()
+        got_face = crc32_parts(_face_cell_parts(table, row))
+        if stored_face != got_face:
+            raise _mismatch(path, table, row, "face data", stored_face, got_face)
+    return True
+
+
+def _mismatch(
+    path: str, table: pa.Table, row: int, part: str, stored: int | None, got: int | None
+) -> CorruptCorpusError:
+    media_id = table.column("media_id")[row].as_py()
+
+    def fmt(v: int | None) -> str:
+        return "none" if v is None else f"{v:08x}"
+
+    return CorruptCorpusError(
+        f"{path}: row {row} ({media_id}): {part} checksum mismatch (stored {fmt(stored)}, "
+        f"computed {fmt(got)}): the media shard is corrupt; restore it or re-curate its sources"
+    )
+
+
 def media_records_to_table(records: list[MediaRecord]) -> pa.Table:
     cols: dict[str, list[Any]] = {f.name: [] for f in MEDIA_SCHEMA}
     for r in records:
@@ -125,6 +230,8 @@ def media_records_to_table(records: list[MediaRecord]) -> pa.Table:
         lip = r.lip_features
         cols["lip_features"].append(None if lip is None else lip.astype("<f2").tobytes())
         cols["lip_dim"].append(None if lip is None else int(lip.shape[1]))
+        cols["samples_crc32"].append(zlib.crc32(cols["samples"][-1]))
+        cols["face_crc32"].append(crc32_parts(cols[c][-1] for c in FACE_CHECKSUM_COLUMNS))
     arrays = []
     for f in MEDIA_SCHEMA:
         if f.name == "sample_format":
@@ -143,19 +250,21 @@ class MediaReader:
     """Reads rows of media shards, keeping up to ``max_open`` shards open (memory-mapped).
 
     Thread-safe; cheap to pickle (open shards are not carried across processes: each DataLoader
-    worker or Dask worker opens its own).
+    worker or Dask worker opens its own). With ``verify`` (the default) :meth:`audio` checks the
+    row's audio checksum (:func:`verify_row`) before returning samples.
     """
 
-    def __init__(self, max_open: int = 256) -> None:
+    def __init__(self, max_open: int = 256, *, verify: bool = True) -> None:
         self.max_open = max_open
+        self.verify = verify
         self._open: OrderedDict[str, pa.Table] = OrderedDict()
         self._lock = threading.Lock()
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"max_open": self.max_open}
+        return {"max_open": self.max_open, "verify": self.verify}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["max_open"])  # type: ignore[misc]
+        self.__init__(state["max_open"], verify=state.get("verify", True))  # type: ignore[misc]
 
     def table(self, path: str) -> pa.Table:
         with self._lock:
@@ -164,7 +273,7 @@ class MediaReader:
                 self._open.move_to_end(path)
                 return table
         table = open_ipc(path)
-        validate_schema(path, table.schema, MEDIA_SCHEMA)
+        validate_media_schema(path, table.schema)
         with self._lock:
             self._open[path] = table
             while len(self._open) > self.max_open:
@@ -178,8 +287,11 @@ class MediaReader:
         return table.column(column)[row]
 
     def audio(self, path: str, row: int, start: int = 0, stop: int | None = None) -> np.ndarray:
-        """Samples ``start:stop`` of row ``row`` as float32 (num_samples,)."""
+        """Samples ``start:stop`` of row ``row`` as float32 (num_samples,); with ``verify``, a row
+        whose audio checksum does not match raises :class:`CorruptCorpusError`."""
         fmt = SampleFormat(self._cell(path, row, "sample_format").as_py())
+        if self.verify:
+            verify_row(path, self.table(path), row, faces=False)
         buf = self._cell(path, row, "samples").as_buffer()
         width = 2 if fmt == SampleFormat.PCM16 else 4
         total = buf.size // width

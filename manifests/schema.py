@@ -13,8 +13,10 @@ Units are in the names: times in seconds (``_s``) from the start of the source m
 Manifest tables are small and point to media by ``(media_shard, media_row)``: ``media_shard`` is the
 shard file name relative to the corpus folder's ``media/`` directory and ``media_row`` the row in it.
 Media shards (``MEDIA_SCHEMA``) hold the bulk data: PCM audio, the 25 fps face track, JPEG face crops,
-optional face embeddings. They are uncompressed Arrow IPC files, so a reader memory-maps them and slices
-a clip's samples without copying or decoding (see docs/manifests.md for why).
+optional face embeddings, and a CRC-32 of each row's audio and face bytes (``samples_crc32``,
+``face_crc32``; absent from shards written before checksums existed). They are uncompressed Arrow IPC
+files, so a reader memory-maps them and slices a clip's samples without copying or decoding (see
+docs/manifests.md for why).
 
 The schema version is stored in every file's metadata (``avforge.schema_version``) and checked on read.
 """
@@ -408,9 +410,18 @@ MEDIA_SCHEMA = pa.schema(
         pa.field("speaking_scores", pa.binary(), nullable=True),
         pa.field("lip_features", pa.binary(), nullable=True),
         pa.field("lip_dim", pa.int32(), nullable=True),
+        # Integrity: CRC-32 of the stored `samples` bytes, and of every face cell's bytes in column
+        # order (boxes, landmarks, quality, present, each JPEG crop, embeddings, speaking scores, lip
+        # features; null when the row has none). Written by every writer since this release.
+        pa.field("samples_crc32", pa.uint32(), nullable=True),
+        pa.field("face_crc32", pa.uint32(), nullable=True),
     ],
     metadata={META_VERSION: SCHEMA_VERSION.encode(), META_TABLE: b"media"},
 )
+MEDIA_OPTIONAL_COLUMNS: frozenset[str] = frozenset({"samples_crc32", "face_crc32"})
+"""Media columns added within schema version 2: shards written before them lack them and stay valid
+(readers and ``avforge verify`` report such shards as having no checksums); older readers ignore
+them. Every other ``MEDIA_SCHEMA`` column is required."""
 
 
 # --------------------------------------------------------------------------- conversion

@@ -2,7 +2,9 @@
 
 Each verb parses its options, loads the typed config or the model, and calls one library function
 (:func:`training.train.train`, :func:`training.evaluate.evaluate`,
-:func:`training.separate.separate_video`); errors in configs and inputs exit with code 2 and one line.
+:func:`training.separate.separate_video`). Errors in configs and inputs (an invalid config, a missing,
+corrupt or newer-schema manifest, a corpus that cannot serve the mixing config, a missing file, a
+systemic problem) print one ``error:`` line and exit with status 2 (``avforge.cli_errors``).
 """
 
 from __future__ import annotations
@@ -11,10 +13,7 @@ from pathlib import Path
 
 import typer
 
-
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=2)
+from avforge.cli_errors import reported_errors
 
 
 def register(app: typer.Typer) -> None:
@@ -30,19 +29,25 @@ def register(app: typer.Typer) -> None:
             "--resume",
             help="'auto' (continue from OUT_DIR/checkpoints/last.ckpt if any), 'never', or a checkpoint.",
         ),
+        allow_corpus_change: bool = typer.Option(
+            False,
+            "--allow-corpus-change",
+            help="Resume even if the corpora changed since the checkpoint (warns; a new stream).",
+        ),
     ) -> None:
         """Train a separation model from corpus manifests."""
-        from avforge.config import ConfigError, load_config
+        from avforge.config import load_config
         from training.config import TrainConfig
         from training.data import DataError
         from training.train import train
 
-        try:
+        with reported_errors(DataError):
             cfg = load_config(TrainConfig, config)
-            result = train(cfg, resume=None if resume == "never" else resume)
-        except (ConfigError, DataError, FileNotFoundError) as exc:
-            _fail(str(exc))
-            return
+            result = train(
+                cfg,
+                resume=None if resume == "never" else resume,
+                allow_corpus_change=allow_corpus_change,
+            )
         typer.echo(f"trained {result.global_step} steps; model: {result.model_path}")
         if result.last_checkpoint:
             typer.echo(f"last checkpoint: {result.last_checkpoint}")
@@ -65,10 +70,9 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("cpu", "--device"),
     ) -> None:
         """Evaluate checkpoints on a frozen mixture set (the paper's Table 3 layout)."""
-        from manifests import ManifestError
         from training.evaluate import EvaluateError, evaluate
 
-        try:
+        with reported_errors(EvaluateError):
             _, tables = evaluate(
                 checkpoints,
                 mixtures,
@@ -78,9 +82,6 @@ def register(app: typer.Typer) -> None:
                 perceptual=not no_perceptual,
                 device=device,
             )
-        except (EvaluateError, ManifestError, FileNotFoundError) as exc:
-            _fail(str(exc))
-            return
         typer.echo(tables)
         typer.echo(f"report written to {out}")
 
@@ -101,13 +102,10 @@ def register(app: typer.Typer) -> None:
         from training.evaluate import load_separator
         from training.separate import SeparateError, separate_video
 
-        try:
+        with reported_errors(SeparateError):
             separator, _ = load_separator(model)
             paths = separate_video(
                 separator, video, out, faces=face or None, crop_size_px=crop_size, device=device
             )
-        except (SeparateError, FileNotFoundError) as exc:
-            _fail(str(exc))
-            return
         for p in paths:
             typer.echo(str(p))

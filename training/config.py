@@ -136,8 +136,15 @@ class DataConfig:
     val_items: int = 64
     relist_every_n_epochs: int = 1
     """Re-read the corpus manifests every this many epochs (0: never) to pick up new shards."""
+    broken_media: str = "error"
+    """A media shard the corpora point to that does not open, has another schema or too few rows
+    (checked before the first step and at each re-listing): ``error`` stops naming it, ``skip``
+    trains without its clips (one logged warning per shard)."""
+    verify_media_checksums: bool = False
+    """Also recompute every referenced media row's checksums in that check (reads all media once)."""
 
     def __post_init__(self) -> None:
+        check_choice(self, "broken_media", ("error", "skip"))
         check_range(self, "batch_size", 1, 4096)
         check_range(self, "num_workers", 0, 256)
         check_range(self, "items_per_epoch", 1)

@@ -22,17 +22,35 @@ Faces per ``data.mixing.render.face_stream`` (set from ``model.visual_input``): 
 of the mixture, every stream on the same frames (mixing's frame mapping). ``lips`` needs lip features
 for every clip of the pool: :class:`MixtureSource` (and :func:`check_lip_features`) raise
 :class:`DataError` naming the corpus, the split and how many clips lack them.
+
+Integrity: before a pool is used, :class:`MixtureSource` opens every media shard its corpora's
+clips, noises and RIRs point to (:func:`manifests.verify.check_referenced_media`: readable, the media
+schema, enough rows; every row's checksums too with ``checksums``). A broken shard raises
+:class:`avforge.errors.CorruptCorpusError` naming it (``broken_media="error"``, the default) or, with
+``broken_media="skip"``, its clips, noises and RIRs leave the pool with one logged warning per shard.
+:attr:`MixtureSource.fingerprint` hashes what the stream is drawn from (the pools, in order), so a
+resumed run can tell that its corpora changed (:mod:`training.datamodule`).
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
+import logging
 from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
+from avforge.errors import CorruptCorpusError
+from manifests import read_clips, read_noises, read_rirs
+from manifests.io import join
 from manifests.schema import MixtureSpec, Split
+from manifests.verify import check_referenced_media
 from mixing.config import FaceStream, MixingConfig
 from mixing.render import (
     MixingError,
@@ -42,8 +60,13 @@ from mixing.render import (
     render_item,
     render_items,
 )
-from mixing.sampler import RecipeSampler
+from mixing.sampler import RecipePools, RecipeSampler
 from training.batch import SeparationBatch
+
+log = logging.getLogger(__name__)
+
+BROKEN_MEDIA_POLICIES: tuple[str, ...] = ("error", "skip")
+"""``data.broken_media``: stop on a broken media shard (``error``) or train without it (``skip``)."""
 
 
 class DataError(ValueError):
@@ -114,13 +137,75 @@ def lip_features_error(where: str, missing: int, total: int, examples: Sequence[
     )
 
 
+def checked_media_tables(
+    corpus: str,
+    *,
+    broken_media: str = "error",
+    checksums: bool = False,
+    checked: dict[tuple[str, int], str | None] | None = None,
+) -> dict[str, pa.Table]:
+    """The ``clips``, ``noises`` and ``rirs`` manifests of ``corpus`` after checking every media
+    shard they point to (module docstring): :class:`CorruptCorpusError` naming the first broken shard
+    with ``broken_media="error"``; with ``"skip"`` the rows in broken shards are dropped, with one
+    warning per shard and ``checked`` cache (the results so far, see
+    :func:`manifests.verify.check_referenced_media`)."""
+    if broken_media not in BROKEN_MEDIA_POLICIES:
+        raise ValueError(
+            f"broken_media must be one of {BROKEN_MEDIA_POLICIES}, got {broken_media!r}"
+        )
+    corpus = str(corpus)
+    tables = {"clips": read_clips(corpus), "noises": read_noises(corpus), "rirs": read_rirs(corpus)}
+    known = set() if checked is None else {key for key, why in checked.items() if why}
+    broken = check_referenced_media(corpus, tables, checksums=checksums, checked=checked)
+    if not broken:
+        return tables
+    if broken_media == "error":
+        first = next(iter(broken.values()))
+        more = f" (and {len(broken) - 1} more broken media shards)" if len(broken) > 1 else ""
+        raise CorruptCorpusError(
+            f"{first}{more}; training stopped before its first step. Run 'avforge verify {corpus}' "
+            "for every problem, restore or re-curate the shard, or set data.broken_media: skip to "
+            "train without its clips"
+        )
+    shards = pa.array(sorted(broken), pa.string())
+    warned = {key[0] for key in known}
+    for name, table in tables.items():
+        bad = pc.is_in(table.column("media_shard"), value_set=shards)
+        for shard in broken:
+            n = int(pc.sum(pc.equal(table.column("media_shard"), shard)).as_py() or 0)
+            if n and join(corpus, "media", shard) not in warned:
+                log.warning("skipping %d %s of %s: %s", n, name, shard, broken[shard])
+        tables[name] = table.filter(pc.invert(bad))
+    return tables
+
+
+def pools_fingerprint(pools: Sequence[RecipePools]) -> str:
+    """SHA-256 (hex) of what a stream is drawn from: each corpus's pools, in corpus order."""
+    digest = hashlib.sha256()
+    for p in pools:
+        fields = [p.clip_ids, p.source_ids, p.speaker_ids, p.clip_frames, p.noise_ids]
+        fields += [p.noise_frames, sorted(p.rooms.items())]
+        digest.update(json.dumps(fields, separators=(",", ":")).encode())
+        digest.update(b"\n")
+    return digest.hexdigest()
+
+
 class MixtureSource:
     """Recipes and renderers of one split over several corpora (cheap to pickle into workers).
 
-    With ``face_stream: lips`` every clip of each corpus's split must have lip features
-    (:class:`DataError` otherwise, before anything is rendered)."""
+    Every media shard the corpora point to is checked first (module docstring: ``broken_media``,
+    ``checksums``, ``checked``). With ``face_stream: lips`` every clip of each corpus's split must
+    have lip features (:class:`DataError` otherwise, before anything is rendered)."""
 
-    def __init__(self, corpora: Sequence[str], mixing: MixingConfig) -> None:
+    def __init__(
+        self,
+        corpora: Sequence[str],
+        mixing: MixingConfig,
+        *,
+        broken_media: str = "error",
+        checksums: bool = False,
+        checked: dict[tuple[str, int], str | None] | None = None,
+    ) -> None:
         if not corpora:
             raise DataError("no corpus folder given (data.corpora is empty)")
         self.mixing = mixing
@@ -130,7 +215,13 @@ class MixtureSource:
         weights = []
         for corpus in self.corpora:
             try:
-                sampler = RecipeSampler.from_corpus(corpus, mixing)
+                tables = checked_media_tables(
+                    corpus, broken_media=broken_media, checksums=checksums, checked=checked
+                )
+                pools = RecipePools.from_tables(
+                    tables["clips"], tables["noises"], tables["rirs"], mixing.split
+                )
+                sampler = RecipeSampler(pools, mixing)
             except ValueError as exc:  # SamplerError (too few clips / speakers), ManifestError
                 raise DataError(f"{corpus} ({mixing.split.value} split): {exc}") from None
             where = f"{corpus} ({mixing.split.value} split)"
@@ -155,6 +246,11 @@ class MixtureSource:
     @property
     def num_clips(self) -> int:
         return sum(len(s.pools.clip_ids) for s in self.samplers)
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """:func:`pools_fingerprint` of this source's pools (changes when the corpora do)."""
+        return pools_fingerprint([s.pools for s in self.samplers])
 
     def _corpus_for(self, epoch: int, index: int) -> int:
         if len(self.samplers) == 1:

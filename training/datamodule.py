@@ -6,8 +6,16 @@
   next epoch. Within an epoch the pool is fixed.
 - Resume: the stream's position is a pure function of (mixing seed, epoch, step), so resuming only
   needs the epoch and the step within it, which the restored Trainer knows (``global_step``); the
-  listing state (which epoch listed the pool, how many clips it had) is saved in the checkpoint
-  through :meth:`state_dict`. Exact resume assumes the corpora did not change in between.
+  listing state (which epoch listed the pool, how many clips it had, and the pool's
+  :attr:`~training.data.MixtureSource.fingerprint`) is saved in the checkpoint through
+  :meth:`state_dict`. Exact resume needs the same pool: when the first listing after a resume is for
+  an epoch an uninterrupted run would not have re-listed at, and the fingerprint differs from the
+  checkpoint's (clips were added, removed or changed since), the run stops with :class:`DataError`
+  unless ``allow_corpus_change`` (``avforge train --allow-corpus-change``), which logs one warning
+  and continues on the new pool. Checkpoints written before fingerprints existed are not compared.
+- Integrity: every listing checks the media shards its corpora point to
+  (``data.broken_media``, ``data.verify_media_checksums``; :class:`training.data.MixtureSource`),
+  each shard once per run unless more of its rows are needed (a skipped shard is warned about once).
 - Validation: a frozen mixture set (``data.val_mixtures``: a folder with a ``mixtures`` manifest of
   recipes over the first corpus), else ``val_items`` recipes drawn once from the val split.
 
@@ -19,6 +27,7 @@ must have them (:class:`training.data.DataError` otherwise, when the loaders are
 
 from __future__ import annotations
 
+import logging
 from functools import partial
 from typing import Any
 
@@ -27,7 +36,7 @@ from torch.utils.data import DataLoader
 
 from manifests import read_mixtures, table_to_records
 from manifests.schema import MixtureSpec, Split
-from mixing.config import FaceStream
+from mixing.config import FaceStream, MixingConfig
 from mixing.render import MixingError, MixtureRenderer
 from training.config import DataConfig
 from training.data import (
@@ -37,19 +46,32 @@ from training.data import (
     MixtureSource,
     MixtureStream,
     check_lip_features,
+    checked_media_tables,
     collate,
     lip_features_error,
     split_config,
 )
 
+log = logging.getLogger(__name__)
+
 
 class SeparationDataModule(pl.LightningDataModule):
     """Mixtures from ``data.corpora`` drawn as ``data.mixing`` says (see the module docstring)."""
 
-    def __init__(self, data: DataConfig, face_stream: FaceStream = FaceStream.NONE) -> None:
+    def __init__(
+        self,
+        data: DataConfig,
+        face_stream: FaceStream = FaceStream.NONE,
+        *,
+        allow_corpus_change: bool = False,
+    ) -> None:
         super().__init__()
         self.data = data
         self.face_stream = face_stream
+        self.allow_corpus_change = allow_corpus_change
+        self._checked_media: dict[tuple[str, int], str | None] = {}
+        self._restored: dict[str, Any] | None = None
+        """The checkpoint's listing state until the first listing after a resume compares with it."""
         self.train_mixing = split_config(data.mixing, Split.TRAIN, face_stream)
         self.val_mixing = split_config(data.mixing, Split.VAL, face_stream)
         self._source: MixtureSource | None = None
@@ -74,11 +96,46 @@ class SeparationDataModule(pl.LightningDataModule):
     def train_source(self, epoch: int) -> MixtureSource:
         """The training pool for ``epoch`` (re-listed when due)."""
         if self._needs_listing(epoch):
-            self._source = MixtureSource(self.data.corpora, self.train_mixing)
+            self._source = self._mixture_source(self.train_mixing)
+            self._check_resumed_pool(epoch, self._source)
             self._listed_epoch, self._relist_requested = epoch, False
             self.listings += 1
         assert self._source is not None
         return self._source
+
+    def _mixture_source(self, mixing: MixingConfig) -> MixtureSource:
+        return MixtureSource(
+            self.data.corpora,
+            mixing,
+            broken_media=self.data.broken_media,
+            checksums=self.data.verify_media_checksums,
+            checked=self._checked_media,
+        )
+
+    def _check_resumed_pool(self, epoch: int, source: MixtureSource) -> None:
+        """After a resume: stop (or warn once) when the pool differs from the checkpoint's although
+        an uninterrupted run would still be drawing from the checkpoint's pool at ``epoch``."""
+        restored, self._restored = self._restored, None
+        if restored is None or restored.get("fingerprint") is None:
+            return
+        every = self.data.relist_every_n_epochs
+        listed = restored.get("listed_epoch")
+        if bool(every) and epoch != listed and epoch % every == 0:
+            return  # an uninterrupted run re-lists here too, and would see the same corpora
+        if restored["fingerprint"] == source.fingerprint:
+            return
+        change = (
+            f"the training corpora changed since the checkpoint was written "
+            f"({restored.get('num_clips')} clips in the pool then, {source.num_clips} now, "
+            f"corpora {', '.join(source.corpora)})"
+        )
+        if not self.allow_corpus_change:
+            raise DataError(
+                f"cannot resume: {change}, so the resumed run would not continue the same stream; "
+                "restore the corpora, start a new out_dir, or pass --allow-corpus-change to "
+                "continue on the new pool"
+            )
+        log.warning("resuming on a changed pool (--allow-corpus-change): %s", change)
 
     # ------------------------------------------------------------------ loaders
 
@@ -136,6 +193,10 @@ class SeparationDataModule(pl.LightningDataModule):
         if self.data.val_mixtures:
             specs = table_to_records(read_mixtures(self.data.val_mixtures), MixtureSpec)
             corpus = self.data.corpora[0]
+            # a frozen set cannot drop recipes: its media must be whole whatever broken_media says
+            checked_media_tables(
+                corpus, checksums=self.data.verify_media_checksums, checked=self._checked_media
+            )
             if self.face_stream != FaceStream.LIPS:
                 return FrozenMixtures(specs, MixtureRenderer(corpus, self.val_mixing.render))
             where = f"{corpus} (val_mixtures {self.data.val_mixtures})"
@@ -150,7 +211,7 @@ class SeparationDataModule(pl.LightningDataModule):
             return FrozenMixtures(specs, renderer)
         if self.data.val_items == 0:
             return None
-        return DrawnMixtures(MixtureSource(self.data.corpora, self.val_mixing), self.data.val_items)
+        return DrawnMixtures(self._mixture_source(self.val_mixing), self.data.val_items)
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         if self._val is None:
@@ -170,8 +231,10 @@ class SeparationDataModule(pl.LightningDataModule):
             "listed_epoch": self._listed_epoch,
             "num_clips": None if self._source is None else self._source.num_clips,
             "listings": self.listings,
+            "fingerprint": None if self._source is None else self._source.fingerprint,
         }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.listings = int(state_dict.get("listings", 0))
         self._listed_epoch = state_dict.get("listed_epoch")
+        self._restored = dict(state_dict)

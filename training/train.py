@@ -14,6 +14,11 @@ Hardware: ``precision: auto`` is 16-bit mixed precision on GPU and 32-bit on CPU
 trains with DDP (each rank draws its own batches of the one stream, see :mod:`training.data`);
 gradients are clipped to ``grad_clip_norm``. A run resumes from ``checkpoints/last.ckpt`` when one
 exists (``resume: auto``), or from an explicit checkpoint.
+
+Integrity (training.datamodule): before the first step every media shard the corpora point to is
+opened and checked (``data.broken_media``: stop naming a broken shard, or skip its clips), and a
+resumed run whose corpora changed since its checkpoint stops with :class:`training.data.DataError`
+unless ``allow_corpus_change`` (``--allow-corpus-change``).
 """
 
 from __future__ import annotations
@@ -135,8 +140,13 @@ def train(
     cfg: TrainConfig,
     resume: str | Path | None = "auto",
     extra_callbacks: list[pl.Callback] | None = None,
+    *,
+    allow_corpus_change: bool = False,
 ) -> TrainResult:
-    """Run (or resume) training as ``cfg`` says; returns where the outputs are."""
+    """Run (or resume) training as ``cfg`` says; returns where the outputs are.
+
+    ``allow_corpus_change``: resume even when the training pool differs from the checkpoint's (one
+    warning) instead of stopping with :class:`training.data.DataError`."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_resolved_config(cfg, str(out / "config" / "train.yaml"))
@@ -146,7 +156,9 @@ def train(
     system = SeparationSystem.from_configs(
         cfg.model, cfg.loss, cfg.optim, resolved_config=config_to_dict(cfg)
     )
-    datamodule = SeparationDataModule(cfg.data, face_stream_for(cfg))
+    datamodule = SeparationDataModule(
+        cfg.data, face_stream_for(cfg), allow_corpus_change=allow_corpus_change
+    )
     trainer = build_trainer(cfg, extra_callbacks)
     ckpt = find_resume_checkpoint(cfg, resume)
     trainer.fit(system, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
