@@ -4,7 +4,8 @@ Contract: :func:`calibrate_snr` builds mixtures from *real* audio folders at kno
 them with each estimator, chooses the keep threshold on one half of the speakers and reports it on
 the other half, and writes ``snr_calibration.png`` / ``.csv`` / ``.md`` into ``out_dir``.
 Deterministic for a seed. Command line: ``python -m curation.calibrate --speech DIR --noise KIND=PATH``
-(see :func:`main`); without folders it runs on the bundled real assets (``avforge/assets/audio``).
+(see :func:`main`; ``--denoiser MODEL`` adds the denoiser estimator with a trained 1-speaker + noise
+model package); without folders it runs on the bundled real assets (``avforge/assets/audio``).
 
 Mixtures (``mixtures_per_bin`` per 1 dB bin of true SNR, ``-5..35`` dB, and per noise kind):
 
@@ -53,7 +54,14 @@ import scipy.fft
 import soundfile as sf
 from scipy.signal import oaconvolve, resample_poly
 
-from curation.snr import SnrConfig, SnrEstimatorKind, VadGatedSnrEstimator, WadaSnrEstimator
+from avforge.config import ConfigError
+from curation.snr import (
+    SnrConfig,
+    SnrEstimatorKind,
+    VadGatedSnrEstimator,
+    WadaSnrEstimator,
+    make_estimator,
+)
 from curation.vad import SpeechActivity, VadConfig, detect_speech
 
 ASSETS_DIR = Path(__file__).resolve().parents[1] / "avforge" / "assets" / "audio"
@@ -383,13 +391,16 @@ def _peak_gain(audio: np.ndarray, rng: np.random.Generator) -> float:
 # --- calibration ----------------------------------------------------------------------------------
 
 
-def default_scorers(silero: bool = False) -> dict[str, Scorer]:
+def default_scorers(silero: bool = False, denoiser: Path | None = None) -> dict[str, Scorer]:
     """The estimators calibrated by default.
 
     ``vad_gated`` (the default estimator with webrtcvad activity, as the pipeline runs it), ``wada``,
     ``vad_gated_previous`` (the estimator as it was before the real-room calibration, without the
-    80 Hz high-pass; for the before/after table) and, with ``silero``, ``vad_gated_silero`` (activity
-    from webrtcvad + silero, i.e. ``vad.use_silero: true``; ~0.1 s of CPU per mixture).
+    80 Hz high-pass; for the before/after table), with ``silero``, ``vad_gated_silero`` (activity
+    from webrtcvad + silero, i.e. ``vad.use_silero: true``; ~0.1 s of CPU per mixture) and, with
+    ``denoiser`` (a trained 1-speaker + noise model package), ``denoiser``: that model as curation
+    runs it (``snr: {estimator: denoiser, model: PATH}``, webrtcvad activity). A bad model raises
+    :class:`~avforge.config.ConfigError` before any mixture is made.
     """
     gated = VadGatedSnrEstimator(SnrConfig())
     previous = VadGatedSnrEstimator(SnrConfig(highpass_hz=0.0))
@@ -401,6 +412,12 @@ def default_scorers(silero: bool = False) -> dict[str, Scorer]:
     }
     if silero:
         out["vad_gated_silero"] = Scorer(gated.estimate, VadConfig(use_silero=True))
+    if denoiser is not None:
+        try:
+            cfg = SnrConfig(estimator=SnrEstimatorKind.DENOISER, model=denoiser)
+        except ConfigError as exc:
+            raise ConfigError(exc.detail, "--denoiser") from None
+        out["denoiser"] = Scorer(make_estimator(cfg).estimate, VadConfig())
     return out
 
 
@@ -930,7 +947,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--silero", action="store_true", help="also calibrate with silero's VAD opinion (slower)"
     )
+    parser.add_argument(
+        "--denoiser",
+        type=Path,
+        metavar="MODEL",
+        help="also calibrate the denoiser estimator with this 1-speaker + noise model package",
+    )
     args = parser.parse_args(argv)
+    try:
+        scorers = default_scorers(silero=args.silero, denoiser=args.denoiser)
+    except ConfigError as exc:
+        parser.error(str(exc))
     try:
         noise = parse_noise(args.noise) or None
     except argparse.ArgumentTypeError as exc:
@@ -943,7 +970,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         noise=noise,
         num_rooms=args.rooms,
         snr_range_db=(args.snr_range[0], args.snr_range[1]),
-        scorers=default_scorers(silero=args.silero),
+        scorers=scorers,
         progress=_print_progress,
     )
     for name, threshold in result.thresholds_db.items():

@@ -1,7 +1,8 @@
 """Speech SNR: how much louder the main speech is than everything else in a segment, in dB.
 
 Contract: an :class:`SnrEstimator` maps mono float audio (``(n,)``, any rate) and optionally its
-:class:`~curation.vad.SpeechActivity` to one number in dB, clamped to ``[min_db, max_db]``. Pure, no I/O.
+:class:`~curation.vad.SpeechActivity` to one number in dB, clamped to ``[min_db, max_db]``. Pure, no I/O
+(but building a ``denoiser`` :class:`SnrConfig` reads its model file once).
 Three estimators (choose with :class:`SnrConfig`; thresholds come from the real-room calibration,
 ``python -m curation.calibrate``, whose output is in docs/snr_calibration/). The VAD-gated and WADA
 estimators measure the speech band: audio first goes through an 80 Hz high-pass (:func:`highpass`),
@@ -21,7 +22,11 @@ that matters to speech (on dry LibriSpeech windows, without it 21 % read under 2
   Gamma(0.4) "speech" plus Gaussian noise at each SNR, seed 2008). WADA needs no VAD and measures
   speech energy over the whole segment (pauses included).
 - :class:`DenoiserSnrEstimator`: the paper's method with any denoiser ``denoise(audio, rate) -> clean
-  estimate``: ``SNR = 10 log10(|s_hat|^2 / |x - s_hat|^2)``, so a trained model plugs in later.
+  estimate``: ``SNR = 10 log10(P(s_hat) / P(x - s_hat))``, both powers over the frames the VAD calls
+  speech (so pauses neither dilute the speech nor hide the noise under it). In curation the denoiser
+  is a trained 1-speaker + noise model package (``snr: {estimator: denoiser, model: PATH}``,
+  ``training.denoiser``); the package is checked when the config is built, so a missing or wrong
+  model is a :class:`~avforge.config.ConfigError` at load, never a failure per source.
 
 Silence-only input gives ``min_db``; digital silence between words with no noise gives ``max_db``.
 """
@@ -33,6 +38,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -89,7 +95,8 @@ half of the mixtures at a true 17.6 dB. ``wada`` at 14.0 dB: 90.5 % / 92.9 %. Be
 22.5 dB, calibrated on dry mixtures of 11 bundled utterances): 76.8 % of studio and 54.7 % of
 room-tone windows kept (68.2 % of clean), 96.8 % of noisy rejected. With ``vad.use_silero: true`` the
 same 18.0 dB rejects 97.0 % of noisy (music 89.4 %) at the same 93.2 % clean keep rate. The
-denoiser's is the paper's 17 dB until a trained denoiser is calibrated."""
+denoiser's is the paper's 17 dB until a trained denoiser is calibrated (``avforge calibrate-snr
+--denoiser PATH`` measures one; docs/snr_calibration/README.md)."""
 
 
 @dataclass(frozen=True)
@@ -119,10 +126,28 @@ class SnrConfig:
     """silero-vad second opinion for that VAD run."""
     min_db: float = -20.0
     max_db: float = 60.0
+    model: Path | None = None
+    """The ``denoiser`` estimator's model: a local ``model.pt`` package (or ``*.ckpt`` checkpoint) of
+    an audio-only separator with one speaker output (``training.denoiser``). Required by that
+    estimator and checked here (the file is loaded once), so a bad model stops the run at load;
+    not allowed with the other estimators. Stored as an absolute path (workers may run elsewhere)."""
 
     def __post_init__(self) -> None:
         if self.threshold_db is None:
             object.__setattr__(self, "threshold_db", CALIBRATED_THRESHOLD_DB[self.estimator])
+        if self.estimator is SnrEstimatorKind.DENOISER:
+            if self.model is None:
+                raise ConfigError(
+                    "the denoiser estimator needs a trained 1-speaker + noise model package: "
+                    "set snr.model (docs/curation_audio.md)",
+                    "model",
+                )
+            object.__setattr__(self, "model", Path(self.model).expanduser().absolute())
+            check_denoiser_model(self.model)
+        elif self.model is not None:
+            raise ConfigError(
+                f"only the denoiser estimator reads a model, not {self.estimator.value}", "model"
+            )
         check_range(self, "threshold_db", -20.0, 100.0)
         check_range(self, "frame_ms", 5, 200)
         check_range(self, "guard_ms", 0, 1000)
@@ -131,6 +156,17 @@ class SnrConfig:
         check_range(self, "vad_aggressiveness", 0, 3)
         check_range(self, "highpass_hz", 0.0, 1000.0)
         check_order(self, "min_db", "max_db")
+
+
+def check_denoiser_model(path: Path) -> None:
+    """Load the denoiser model at ``path`` once (``training.denoiser.load_denoiser``, cached), or raise
+    :class:`ConfigError` (key ``model``) saying in one line why it cannot serve."""
+    from training.denoiser import DenoiserError, load_denoiser  # torch: only when asked for
+
+    try:
+        load_denoiser(path)
+    except DenoiserError as exc:
+        raise ConfigError(str(exc), "model") from None
 
 
 class SnrEstimator(Protocol):
@@ -268,43 +304,71 @@ class WadaSnrEstimator:
 
 
 class DenoiserSnrEstimator:
-    """The paper's estimator around any denoiser: ``10 log10(|s_hat|^2 / |x - s_hat|^2)``."""
+    """The paper's estimator around any denoiser: ``10 log10(P(s_hat) / P(x - s_hat))`` on speech frames."""
 
     def __init__(
         self, denoise: Callable[[np.ndarray, int], np.ndarray], cfg: SnrConfig | None = None
     ) -> None:
         self.denoise = denoise
-        self.cfg = cfg or SnrConfig(estimator=SnrEstimatorKind.DENOISER)
+        # Only the frame, VAD and clamp settings are read: the default needs no model file.
+        self.cfg = cfg or SnrConfig(threshold_db=CALIBRATED_THRESHOLD_DB[SnrEstimatorKind.DENOISER])
+        self._vad = VadConfig(
+            aggressiveness=self.cfg.vad_aggressiveness, use_silero=self.cfg.use_silero
+        )
 
     def estimate(
         self, audio: np.ndarray, sample_rate_hz: int, speech: SpeechActivity | None = None
     ) -> float:
-        """SNR in dB; ``denoise(audio, rate)`` must return the clean estimate, same length."""
+        """SNR in dB; ``denoise(audio, rate)`` must return the clean estimate, same length.
+
+        ``speech`` as for :meth:`VadGatedSnrEstimator.estimate` (without it the VAD runs here); both
+        powers are means over its ``frame_ms`` frames that are at least half speech.
+        """
+        cfg = self.cfg
         audio = np.asarray(audio, np.float64)
         clean = np.asarray(self.denoise(audio.astype(np.float32), sample_rate_hz), np.float64)
         if clean.shape != audio.shape:
             raise ValueError(f"denoiser returned shape {clean.shape}, expected {audio.shape}")
-        speech_energy = float(np.sum(clean**2))
-        rest_energy = float(np.sum((audio - clean) ** 2))
-        if speech_energy <= _TINY:
-            return self.cfg.min_db
-        if rest_energy <= _TINY:
-            return self.cfg.max_db
-        return _clamp(
-            10.0 * math.log10(speech_energy / rest_energy), self.cfg.min_db, self.cfg.max_db
+        if not np.all(np.isfinite(clean)):
+            raise ValueError("denoiser returned non-finite samples")
+        if speech is None:
+            speech = detect_speech(audio.astype(np.float32), sample_rate_hz, self._vad)
+        frame_len = max(1, sample_rate_hz * cfg.frame_ms // 1000)
+        n = audio.size // frame_len
+        if n == 0:
+            return cfg.min_db
+        mask = speech.mask(
+            speech.start_s, speech.start_s + n * frame_len / sample_rate_hz, sample_rate_hz
         )
+        is_speech = mask[: n * frame_len].reshape(n, frame_len).mean(axis=1) >= 0.5
+        if not is_speech.any():
+            return cfg.min_db
+        speech_power = float(frame_powers(clean, frame_len)[is_speech].mean())
+        rest_power = float(frame_powers(audio - clean, frame_len)[is_speech].mean())
+        if speech_power <= _TINY:
+            return cfg.min_db
+        if rest_power <= _TINY:
+            return cfg.max_db
+        return _clamp(10.0 * math.log10(speech_power / rest_power), cfg.min_db, cfg.max_db)
 
 
 def make_estimator(
     cfg: SnrConfig, denoise: Callable[[np.ndarray, int], np.ndarray] | None = None
 ) -> SnrEstimator:
-    """The estimator ``cfg.estimator`` names; ``denoise`` is required for the denoiser kind."""
+    """The estimator ``cfg.estimator`` names. For the denoiser kind, ``denoise`` (default: the model
+    ``cfg.model``, loaded once per process by ``training.denoiser.load_denoiser``)."""
     if cfg.estimator is SnrEstimatorKind.VAD_GATED:
         return VadGatedSnrEstimator(cfg)
     if cfg.estimator is SnrEstimatorKind.WADA:
         return WadaSnrEstimator(cfg)
     if denoise is None:
-        raise ConfigError("the denoiser estimator needs a denoise callable", "estimator")
+        if cfg.model is None:  # unreachable through SnrConfig's own check
+            raise ConfigError(
+                "the denoiser estimator needs a denoise callable or snr.model", "model"
+            )
+        from training.denoiser import load_denoiser
+
+        denoise = load_denoiser(cfg.model)
     return DenoiserSnrEstimator(denoise, cfg)
 
 

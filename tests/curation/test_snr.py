@@ -28,7 +28,7 @@ from curation.snr import (
     make_estimator,
     simulate_wada_table,
 )
-from curation.vad import VadConfig, detect_speech
+from curation.vad import SpeechActivity, VadConfig, detect_speech
 from tests.helpers.curation_audio_media import load_asset, trimmed_speech
 
 TRUE_DB = (0.0, 10.0, 20.0, 30.0)
@@ -83,7 +83,8 @@ def test_denoiser_estimator_gives_the_energy_ratio_of_its_clean_estimate(speech)
     residual = mixture.astype(np.float64) - speech
     want = 10 * np.log10(np.sum(speech.astype(np.float64) ** 2) / np.sum(residual**2))
     oracle = DenoiserSnrEstimator(lambda audio, rate: speech.copy())
-    assert oracle.estimate(mixture, 16000) == pytest.approx(want, abs=1e-3)
+    everything = SpeechActivity(0.02, np.ones(speech.size // 320 + 1, bool))  # speech frames only
+    assert oracle.estimate(mixture, 16000, everything) == pytest.approx(want, abs=1e-3)
     assert DenoiserSnrEstimator(lambda a, r: a).estimate(mixture, 16000) == 60.0
     with pytest.raises(ValueError, match="shape"):
         DenoiserSnrEstimator(lambda a, r: a[:-1]).estimate(mixture, 16000)
