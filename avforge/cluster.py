@@ -9,6 +9,13 @@
     kubernetes: {image: ghcr.io/org/avforge:latest, n_workers: 10, ...}
 
 ``synchronous`` runs everything in the calling process (debugging, tests, profiling).
+
+A local cluster exposes nothing: its scheduler, workers and dashboard listen on 127.0.0.1 unless
+``local.dashboard_address`` / ``local.host`` say otherwise; its workers ignore the terminal's SIGINT
+(Ctrl-C stops the run from the calling process, which closes the cluster: a worker never sees its
+tasks' children die of the signal), and keep their scratch files in ``local_directory`` (the run's
+scratch folder) rather than ``/tmp``.
+
 dask-jobqueue and dask-kubernetes are imported only when their type is chosen, so they stay optional.
 """
 
@@ -16,6 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import logging
+import math
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,20 +41,57 @@ class ClusterType(enum.StrEnum):
     SYNCHRONOUS = "synchronous"
 
 
+def check_memory(obj: object, name: str, *, allow_auto: bool = False) -> None:
+    """Raise :class:`ConfigError` naming ``name`` unless ``obj.name`` is a memory size Dask accepts.
+
+    A size string is parsed by Dask's own ``dask.utils.parse_bytes`` (``4GiB``, ``500 MB``, ``1e9``);
+    with ``allow_auto`` (a worker's ``memory_limit``, read by ``distributed``) also ``auto``, a
+    whole number of bytes, a fraction of the machine's memory (``0 < x <= 1``) and ``0`` (no limit).
+    """
+    from dask.utils import parse_bytes
+
+    value = getattr(obj, name)
+    what = "a size such as '4GiB' (dask.utils.parse_bytes)"
+    if allow_auto:
+        what += ", 'auto', a fraction of the machine's memory (0..1] or 0 (no limit)"
+        if value == "auto":
+            return
+        with contextlib.suppress(TypeError, ValueError):
+            value = float(value)
+    if isinstance(value, float):
+        if allow_auto and math.isfinite(value) and (0 <= value <= 1 or value.is_integer()):
+            return
+        raise ConfigError(f"must be {what}, got {getattr(obj, name)!r}", name)
+    try:
+        if not str(value).strip():  # parse_bytes("") is 1 byte
+            raise ValueError(value)
+        size = parse_bytes(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"must be {what}, got {value!r}", name) from None
+    if size <= 0 and not (allow_auto and size == 0):
+        raise ConfigError(f"must be {what}, got {value!r}", name)
+
+
 @dataclass(frozen=True)
 class LocalClusterConfig:
     n_workers: int = 2
     """Worker processes (one source at a time each, with threads_per_worker=1)."""
     threads_per_worker: int = 1
-    memory_limit: str = "4GiB"
-    """Per worker; a worker over it is restarted by the nanny and its sources retried."""
-    dashboard_address: str = ":0"
-    """Where the scheduler's dashboard listens; ':0' picks a free port (distributed always starts
-    one when bokeh is present, and a fixed default port collides between concurrent runs)."""
+    memory_limit: str | float = "4GiB"
+    """Per worker; a worker over it is restarted by the nanny and its sources retried. As Dask reads
+    it: a size (``4GiB``, ``500MB``, bytes), ``auto`` (the machine's memory shared by the workers), a
+    fraction of the machine's memory (``0.25``), or ``0`` for no limit. Checked at load."""
+    dashboard_address: str | None = "127.0.0.1:0"
+    """Where the scheduler's dashboard listens: loopback only, on a free port (a fixed port collides
+    between concurrent runs). To reach it from another machine, say so explicitly: ``":8787"`` (every
+    interface) or ``"10.0.0.5:8787"``; ``null`` turns the dashboard off (docs/scaling.md)."""
+    host: str = "127.0.0.1"
+    """The interface the scheduler and the workers listen on (loopback: nothing is exposed)."""
 
     def __post_init__(self) -> None:
         check_range(self, "n_workers", 1, 1024)
         check_range(self, "threads_per_worker", 1, 256)
+        check_memory(self, "memory_limit", allow_auto=True)
 
 
 @dataclass(frozen=True)
@@ -62,6 +109,7 @@ class SlurmClusterConfig:
         check_range(self, "cores", 1)
         check_range(self, "processes", 1)
         check_range(self, "jobs", 1)
+        check_memory(self, "memory")
 
 
 @dataclass(frozen=True)
@@ -111,9 +159,25 @@ def _optional_import(module: str, extra: str) -> object:
         ) from None
 
 
+def dask_setup(worker: object) -> None:
+    """Worker preload of the local cluster (run in each worker process's main thread, restarted
+    workers included): ignore SIGINT, which a terminal's Ctrl-C sends to the whole process group.
+    The calling process turns Ctrl-C into a stopped run and closes the cluster, cancelling the
+    tasks it will not wait for: that is expected, so the worker's warning about it is dropped."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    logging.getLogger("distributed.worker.state_machine").addFilter(_drop_cancelled)
+
+
+def _drop_cancelled(record: logging.LogRecord) -> bool:
+    return "ended with CancelledError" not in record.getMessage()
+
+
 @contextlib.contextmanager
-def open_client(cfg: ClusterConfig) -> Iterator[object | None]:
-    """Yield a ``distributed.Client`` for ``cfg`` (``None`` for ``synchronous``); closes what it started."""
+def open_client(cfg: ClusterConfig, local_directory: str | None = None) -> Iterator[object | None]:
+    """Yield a ``distributed.Client`` for ``cfg`` (``None`` for ``synchronous``); closes what it started.
+
+    ``local_directory``: where a local cluster's workers spill and keep scratch files (default: Dask's,
+    under the system temporary folder)."""
     if cfg.type == ClusterType.SYNCHRONOUS:
         yield None
         return
@@ -130,7 +194,15 @@ def open_client(cfg: ClusterConfig) -> Iterator[object | None]:
             threads_per_worker=lc.threads_per_worker,
             memory_limit=lc.memory_limit,
             processes=True,
+            host=lc.host,
             dashboard_address=lc.dashboard_address,
+            local_directory=local_directory,
+            preload=["avforge.cluster"],
+            # without a dashboard the scheduler still serves its health routes: on a free port
+            # of ``host`` (distributed's default is the fixed port 8787)
+            scheduler_kwargs=(
+                {"dashboard_address": f"{lc.host}:0"} if lc.dashboard_address is None else None
+            ),
         )
     elif cfg.type == ClusterType.SLURM:
         jobqueue = _optional_import("dask_jobqueue", "slurm")

@@ -1,8 +1,10 @@
 """Command-line verbs of the curation stage: ``curate``, ``report``, ``calibrate-snr``.
 
 Thin wrappers: each parses its arguments, calls one library function, prints its summary. Errors in
-the inputs (unreadable SOURCES, a bad config key, an unwritable output) exit with status 2 and a one-line
-message; failed sources are rows in the corpus, not errors.
+the inputs (unreadable SOURCES, a bad config key, an unwritable output) and systemic problems
+(:class:`avforge.errors.SystemicError`: storage full or read-only, a corrupt manifest in the corpus)
+exit with status 2 and a one-line ``error:`` message; failed sources are rows in the corpus, not
+errors. Ctrl-C is one of them: ``error: interrupted; rerun the same command to resume``, status 2.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+
+INTERRUPTED = "interrupted; rerun the same command to resume"
 
 
 def _fail(message: str) -> None:
@@ -33,6 +37,7 @@ def register(app: typer.Typer) -> None:
         """Curate SOURCES into clean single-speaker clips in OUT."""
         from avforge.cluster import load_cluster_config
         from avforge.config import ConfigError
+        from avforge.errors import RunInterrupted, SystemicError
         from curation.config import load_curate_config
         from curation.faces import FaceModelError
         from curation.pipeline import curate as run_curate
@@ -48,6 +53,15 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"curating {len(items)} source(s) into {out}", err=True)
         try:
             summary = run_curate(items, out, cfg, cluster_cfg)
+        except KeyboardInterrupt:  # Ctrl-C: every finished source is kept, the rest is redone
+            _fail(INTERRUPTED)
+            return
+        except RunInterrupted as exc:  # a child killed by the shutdown: the same thing
+            _fail(f"interrupted ({exc}); rerun the same command to resume")
+            return
+        except SystemicError as exc:  # storage full or read-only, a corrupt manifest, ...
+            _fail(str(exc))
+            return
         except PermissionError as exc:
             _fail(f"cannot write the corpus: {exc}")
             return
@@ -90,6 +104,9 @@ def register(app: typer.Typer) -> None:
             [], "--noise", help="KIND=PATH of real noise or music, repeatable (default: bundled)."
         ),
         silero: bool = typer.Option(False, "--silero", help="Also score with silero-vad activity."),
+        denoiser: Path | None = typer.Option(
+            None, "--denoiser", help="Also score a trained 1-speaker + noise model package."
+        ),
         mixtures_per_bin: int = typer.Option(30, "--mixtures-per-bin", min=1),
         seed: int = typer.Option(0, "--seed"),
     ) -> None:
@@ -100,15 +117,17 @@ def register(app: typer.Typer) -> None:
 
         try:
             noises = calibrate.parse_noise(noise) or None
-        except argparse.ArgumentTypeError as exc:
+            scorers = calibrate.default_scorers(silero=silero, denoiser=denoiser)
+        except (argparse.ArgumentTypeError, calibrate.ConfigError) as exc:
             _fail(str(exc))
+            return
         result = calibrate.calibrate_snr(
             out,
             mixtures_per_bin=mixtures_per_bin,
             seed=seed,
             speech=speech or None,
             noise=noises,
-            scorers=calibrate.default_scorers(silero=silero),
+            scorers=scorers,
         )
         for name, threshold in result.thresholds_db.items():
             rates = result.rates[name]

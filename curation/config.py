@@ -44,7 +44,9 @@ class RunConfig:
     task_retries: int = 2
     """Extra attempts of a source whose worker died (on top of Dask's own rescheduling)."""
     workdir: Path | None = None
-    """Scratch folder for fetched files (default: ``DIR/.work``)."""
+    """Base of the scratch folders for fetched files (default: ``DIR/.work``). Each run works in its
+    own locked ``<base>/run-<random>/`` folder, removed when the run ends (and by a later run when a
+    killed run left it), so concurrent runs into one corpus never share scratch files."""
     progress: bool = True
     """Show a tqdm progress bar."""
 

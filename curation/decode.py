@@ -22,7 +22,9 @@ Failures are :class:`MediaError` with a :class:`manifests.SourceError` reason an
 undecodable -> ``corrupt_media``; no audio stream -> ``no_audio`` (at :func:`decode_audio`); no video
 stream -> ``no_video`` (at :func:`iter_video_frames`); a subprocess that runs past its time limit or
 stalls -> ``timeout``. Every subprocess has a time limit; the file name is passed as one argument
-(``file:`` protocol), never through a shell.
+(``file:`` protocol), never through a shell. ffmpeg and ffprobe run in their own session (a
+terminal's Ctrl-C reaches the run, not them); one ended by SIGINT, SIGTERM or SIGHUP anyway raises
+:class:`avforge.errors.RunInterrupted` (a shutdown is never a source failure).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from curation.probe import (
     MediaError,
     MediaInfo,
     check_media,
+    check_not_stopped,
     check_truncated,
     expected_duration_s,
     ffmpeg_args,
@@ -129,10 +132,15 @@ def decode_audio(
     args = audio_args(path, sample_rate_hz, channel, start_s, duration_s, threads)
     try:
         proc = subprocess.run(
-            args, capture_output=True, timeout=timeout_s, stdin=subprocess.DEVNULL
+            args,
+            capture_output=True,
+            timeout=timeout_s,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # a terminal's Ctrl-C stops the run, not this decode
         )
     except subprocess.TimeoutExpired:
         raise MediaError(SourceError.TIMEOUT, f"audio decode ran over {timeout_s:g} s") from None
+    check_not_stopped(proc.returncode, "ffmpeg")
     if proc.returncode != 0:
         raise MediaError(SourceError.CORRUPT_MEDIA, last_stderr_line(proc.stderr, path))
     usable = len(proc.stdout) // 4 * 4

@@ -7,7 +7,8 @@ Contract:
 - output: :func:`build_outputs` makes the :class:`manifests.ClipRecord` rows and media rows (pure);
   :func:`write_source_shards` writes ``media/<shard>``, ``segments/<shard>``, ``clips/<shard>`` and then
   ``sources/<shard>`` last, each atomically: a ``sources`` shard exists only when everything else of
-  that source is complete, so it is the "done" marker a rerun checks;
+  that source is complete, so it is the "done" marker a rerun checks; a failed source has its
+  ``sources`` shard only (readers find no ``segments`` / ``clips`` shard for it);
 - failures: only systemic ones (unwritable output) raise.
 
 Ids (stable across reruns): a segment's id and a kept clip's id are both
@@ -37,6 +38,7 @@ from manifests.schema import (
     SegmentRecord,
     SourceKind,
     SourceRecord,
+    SourceStatus,
     Split,
 )
 
@@ -184,9 +186,13 @@ def write_source_shards(
     clips: list[ClipRecord],
     media: list[MediaRecord],
 ) -> None:
-    """Write one source's shards: media, segments, clips, then sources (the done marker) last."""
+    """Write one source's shards: media, segments, clips, then sources (the done marker) last.
+
+    A failed source (no segments, no clips) gets its ``sources`` shard only: no empty shards."""
     if media:
         write_media_shard(shard_path(corpus, "media", shard), media)
-    write_records(corpus, "segments", shard, segments)
-    write_records(corpus, "clips", shard, clips)
+    if segments or source.status != SourceStatus.FAILED:
+        write_records(corpus, "segments", shard, segments)
+    if clips or source.status != SourceStatus.FAILED:
+        write_records(corpus, "clips", shard, clips)
     write_records(corpus, "sources", shard, [source])

@@ -26,6 +26,7 @@ import dataclasses
 import enum
 import functools
 import importlib.resources
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,8 +35,12 @@ from typing import Any, Protocol
 import cv2
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx.tools.update_model_dims import update_inputs_outputs_dims
+
+# onnxruntime's telemetry (a persistent device id and an event queue under
+# ~/.cache/Microsoft/DeveloperTools/.onnxruntime/) is written as soon as it is imported: off first.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+import onnxruntime as ort
 
 from avforge.config import check_range
 from curation.crops import align_faces, box_crop_matrix
@@ -193,6 +198,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarr
 
 
 def _session_options(num_threads: int) -> ort.SessionOptions:
+    ort.disable_telemetry_events()  # before any session (the environment variable covers the rest)
     so = ort.SessionOptions()
     so.intra_op_num_threads = num_threads
     so.inter_op_num_threads = 1

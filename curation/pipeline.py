@@ -14,14 +14,26 @@ time (a sliding window over ``as_completed``), so the scheduler's memory stays b
 A worker that dies has its tasks rescheduled by Dask; a task whose workers keep dying (``KilledWorker``)
 is resubmitted up to ``run.task_retries`` times, then written as a failed row (``internal_error``).
 A task that raises a non-systemic error (a bug on one odd input) becomes a failed row too, with the
-exception in ``error_detail``; an ``OSError`` (unwritable output, missing model files or binaries)
-is systemic and stops the run. ``cluster.type: synchronous`` runs everything in this process, in order,
-and lets any exception propagate with its traceback (debugging).
+exception in ``error_detail``. A :class:`avforge.errors.SystemicError` (the run was interrupted, the
+output or scratch storage cannot be written, a corrupt manifest in the corpus) or an ``OSError``
+(missing model files or binaries) stops the run: nothing more is submitted, the rest is cancelled,
+no row is written for it, and it propagates (a rerun resumes). Ctrl-C (``KeyboardInterrupt``) stops
+the run the same way. ``cluster.type: synchronous`` runs everything in this process, in order, and
+lets any exception propagate with its traceback (debugging).
+
+Scratch space is per run (:func:`run_scratch`): ``<scratch base>/run-<random>/``, holding the fetched
+files of the run's sources and the local Dask cluster's worker directories, removed when the run
+ends; a folder left by a killed run is removed by the next run that finds it unlocked. Two runs
+into one corpus therefore never share or delete each other's files; a source done by both writes
+identical shards (deterministic results, atomic renames).
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -31,6 +43,7 @@ from typing import Any
 
 from avforge.cluster import ClusterConfig, open_client
 from avforge.config import write_resolved_config
+from avforge.errors import StorageError, SystemicError
 from curation.config import CurateConfig
 from curation.download import one_line
 from curation.process import failed_record
@@ -162,39 +175,107 @@ def _run_dask(
 
     pending: Iterator[Source] = iter(sources)
     ac = as_completed([submit(s) for _, s in zip(range(window), pending, strict=False)])
-    for fut in ac:
-        source = by_key.pop(fut.key)
-        if fut.status == "finished":
-            result = fut.result()
-        else:
-            exc = fut.exception()
-            if isinstance(exc, OSError):
-                raise exc
-            if isinstance(exc, KilledWorker) and attempts[source.source_id] <= cfg.run.task_retries:
-                ac.add(submit(source))
-                fut.release()
-                continue
-            what = "workers died" if isinstance(exc, KilledWorker) else "task raised"
-            result = _task_failure(source, exc, corpus, what)
-        fut.release()
-        results.append(result)
-        if on_result is not None:
-            on_result(result)
-        bar.update(1)
-        nxt = next(pending, None)
-        if nxt is not None:
-            ac.add(submit(nxt))
+    try:
+        for fut in ac:
+            source = by_key.pop(fut.key)
+            if fut.status == "finished":
+                result = fut.result()
+            else:
+                exc = fut.exception()
+                if isinstance(exc, SystemicError | OSError):
+                    raise exc
+                retry = attempts[source.source_id] <= cfg.run.task_retries
+                if isinstance(exc, KilledWorker) and retry:
+                    ac.add(submit(source))
+                    fut.release()
+                    continue
+                what = "workers died" if isinstance(exc, KilledWorker) else "task raised"
+                result = _task_failure(source, exc, corpus, what)
+            fut.release()
+            results.append(result)
+            if on_result is not None:
+                on_result(result)
+            bar.update(1)
+            nxt = next(pending, None)
+            if nxt is not None:
+                ac.add(submit(nxt))
+    except BaseException:
+        # a systemic error, Ctrl-C: submit nothing more, cancel what is queued or running
+        # (a task that still finishes writes its correct shards; none is written as failed)
+        with contextlib.suppress(Exception):
+            client.cancel(list(ac.futures))
+        raise
     return results
 
 
 def scratch_dir(corpus: str, cfg: CurateConfig) -> str:
-    """Where workers put fetched files: ``run.workdir``, else ``DIR/.work`` for a local corpus, else
-    the workers' temporary folder (a remote corpus, e.g. ``s3://``, is not a place for scratch files)."""
+    """The scratch base: ``run.workdir``, else ``DIR/.work`` for a local corpus, else the temporary
+    folder (a remote corpus, e.g. ``s3://``, is not a place for scratch files). Each run works in its
+    own folder under it (:func:`run_scratch`)."""
     if cfg.run.workdir is not None:
         return str(cfg.run.workdir)
     if is_local(corpus):
         return join(corpus, ".work")
     return os.path.join(tempfile.gettempdir(), "avforge-work")
+
+
+RUN_PREFIX = "run-"
+_LOCK = ".lock"
+_DASK = "dask"
+"""The local Dask cluster's worker folders (spill space) inside a run's scratch folder."""
+
+
+def _remove_stale_runs(base: str) -> None:
+    """Remove the run folders under ``base`` whose run is gone (their lock is free)."""
+    for name in os.listdir(base):
+        folder = os.path.join(base, name)
+        if not name.startswith(RUN_PREFIX) or not os.path.isdir(folder):
+            continue
+        try:
+            with open(os.path.join(folder, _LOCK), "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                shutil.rmtree(folder, ignore_errors=True)
+        except BlockingIOError:  # a live run holds it
+            continue
+        except OSError:  # removed meanwhile by another run, or not ours to remove
+            continue
+
+
+@contextlib.contextmanager
+def run_scratch(corpus: str, cfg: CurateConfig) -> Iterator[str]:
+    """This run's scratch folder ``<scratch_dir>/run-<random>/``, locked while the run lives and
+    removed when it ends (with ``download.keep_downloads``, its fetched files are moved to
+    ``<scratch_dir>/<source_id>/`` first); first removes the folders of runs that were killed
+    (unlocked)."""
+    base = scratch_dir(corpus, cfg)
+    try:
+        os.makedirs(base, exist_ok=True)
+        _remove_stale_runs(base)
+        # made under a hidden name, locked, then renamed: a run folder is never seen unlocked
+        fresh = tempfile.mkdtemp(prefix=".new-", dir=base)
+        lock = open(os.path.join(fresh, _LOCK), "a")  # noqa: SIM115 (held for the whole run)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        folder = os.path.join(base, RUN_PREFIX + os.path.basename(fresh)[len(".new-") :])
+        os.rename(fresh, folder)
+    except OSError as exc:
+        raise StorageError(f"cannot make the scratch folder under {base}: {exc}") from exc
+    try:
+        yield folder
+    finally:
+        if cfg.download.keep_downloads:
+            _keep_downloads(folder, base)
+        shutil.rmtree(folder, ignore_errors=True)
+        lock.close()
+
+
+def _keep_downloads(folder: str, base: str) -> None:
+    """Move the run's fetched files (``<run>/<source_id>/``) to ``<base>/<source_id>/`` (kept)."""
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if name in (_DASK, _LOCK) or not os.path.isdir(path):
+            continue
+        with contextlib.suppress(OSError):  # already kept by another run: keep that one
+            os.rename(path, os.path.join(base, name))
 
 
 def curate(
@@ -210,20 +291,29 @@ def curate(
     tests). Raises only for systemic problems.
     """
     corpus = str(corpus)
-    if is_local(corpus):
-        os.makedirs(corpus, exist_ok=True)
-    write_resolved_config(cfg, join(corpus, "config", "curate.yaml"))
-    workdir = scratch_dir(corpus, cfg)
+    try:
+        if is_local(corpus):
+            if os.path.exists(corpus) and not os.path.isdir(corpus):
+                raise StorageError(f"the corpus path {corpus} is a file, not a folder")
+            os.makedirs(corpus, exist_ok=True)
+        write_resolved_config(cfg, join(corpus, "config", "curate.yaml"))
+    except OSError as exc:
+        raise StorageError(f"cannot write the corpus {corpus}: {exc}") from exc
     t0 = time.monotonic()
-    with _progress(len(sources), cfg.run.progress) as bar, open_client(cluster) as client:
-        if client is None:
-            results = _run_synchronous(sources, cfg, corpus, workdir, bar)
-            if on_result is not None:
-                for r in results:
-                    on_result(r)
-            cores = 1
-        else:
-            cores = max(1, sum(client.nthreads().values()))
-            results = _run_dask(client, sources, cfg, corpus, workdir, bar, on_result)
-            cores = max(cores, sum(client.nthreads().values()))
+    with run_scratch(corpus, cfg) as workdir:
+        local_dir = os.path.join(workdir, _DASK)
+        with (
+            _progress(len(sources), cfg.run.progress) as bar,
+            open_client(cluster, local_directory=local_dir) as client,
+        ):
+            if client is None:
+                results = _run_synchronous(sources, cfg, corpus, workdir, bar)
+                if on_result is not None:
+                    for r in results:
+                        on_result(r)
+                cores = 1
+            else:
+                cores = max(1, sum(client.nthreads().values()))
+                results = _run_dask(client, sources, cfg, corpus, workdir, bar, on_result)
+                cores = max(cores, sum(client.nthreads().values()))
     return summarize_run(results, time.monotonic() - t0, cores)

@@ -24,6 +24,7 @@ import enum
 import json
 import math
 import os
+import signal
 import subprocess
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ from typing import Any
 import ffmpeg
 
 from avforge.config import check_choice, check_range
+from avforge.errors import RunInterrupted
 from manifests.schema import SourceError
 
 # Generic ffmpeg lines that say nothing about the cause; the detail is the last line before them.
@@ -183,15 +185,32 @@ def _rotation_ccw(stream: dict[str, Any]) -> int:
     return 0
 
 
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def check_not_stopped(returncode: int, what: str) -> None:
+    """Raise :class:`avforge.errors.RunInterrupted` when a child (``what``) was ended by SIGINT,
+    SIGTERM or SIGHUP: a shutdown, not its input (children run in their own session, so a
+    terminal's Ctrl-C does not reach them; a signal that still does is never a source failure)."""
+    if returncode < 0 and -returncode in _STOP_SIGNALS:
+        name = signal.Signals(-returncode).name
+        raise RunInterrupted(f"{what} was stopped by {name}")
+
+
 def _run_ffprobe(path: str, timeout_s: float) -> dict[str, Any]:
     args = ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json"]
     args.append(input_name(path))
     try:
         proc = subprocess.run(
-            args, capture_output=True, timeout=timeout_s, stdin=subprocess.DEVNULL
+            args,
+            capture_output=True,
+            timeout=timeout_s,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     except subprocess.TimeoutExpired:
         raise MediaError(SourceError.TIMEOUT, f"ffprobe ran over {timeout_s:g} s") from None
+    check_not_stopped(proc.returncode, "ffprobe")
     if proc.returncode != 0:
         raise MediaError(SourceError.CORRUPT_MEDIA, last_stderr_line(proc.stderr, path))
     try:

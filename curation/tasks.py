@@ -3,13 +3,17 @@
 Contract of :func:`curate_task` (what a Dask worker runs; also callable directly):
 
 1. if ``sources/<shard>.arrow`` exists the source is done: its rows are read back and summarised
-   (``skipped=True``), nothing is recomputed or rewritten;
+   (``skipped=True``), nothing is recomputed or rewritten; a done marker that cannot be read (corrupt,
+   truncated, written by another schema version) raises :class:`avforge.errors.CorruptCorpusError`
+   naming the file (never overwritten: a rerun must not turn a finished source into a failed one);
 2. else :func:`curation.process.process_source` runs the pure per-source stages;
 3. :func:`curation.export.write_source_shards` writes media, segments, clips, then sources last,
    each atomically (a killed task leaves no ``sources`` shard, so its source is redone);
 4. it returns a small picklable :class:`TaskResult` (never the media).
 
-The shard name is the source id (sources' ids are file-name safe). Only systemic problems raise.
+The shard name is the source id (sources' ids are file-name safe). Only systemic problems raise
+(:class:`avforge.errors.SystemicError`; an ``OSError`` while writing the shards becomes a
+:class:`avforge.errors.StorageError`). A failed source has only its ``sources`` row.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
+from avforge.errors import CorruptCorpusError, StorageError
 from curation.config import CurateConfig
 from curation.export import write_source_shards
 from curation.process import process_source
 from curation.sources import Source
-from manifests.io import exists, read_table, shard_path, write_records
+from manifests.io import ManifestError, exists, read_table, shard_path, write_records
 from manifests.schema import (
     TABLES,
     SegmentRecord,
@@ -87,16 +92,26 @@ def summarize(source: SourceRecord, segments: list[SegmentRecord], skipped: bool
 
 
 def read_done(corpus: str, source_id: str) -> TaskResult:
-    """Summarise a finished source from its shards."""
+    """Summarise a finished source from its shards.
+
+    Raises :class:`CorruptCorpusError` (naming the file) when its ``sources`` or ``segments`` shard
+    cannot be read: a corrupt corpus stops the run rather than being overwritten."""
     shard = shard_name(source_id)
-    src = table_to_records(
-        read_table(shard_path(corpus, "sources", shard), TABLES["sources"].schema), SourceRecord
-    )[0]
-    seg_path = shard_path(corpus, "segments", shard)
-    segs: list[SegmentRecord] = []
-    if exists(seg_path):
-        segs = table_to_records(read_table(seg_path, TABLES["segments"].schema), SegmentRecord)
-    return summarize(src, segs, skipped=True)
+    path = shard_path(corpus, "sources", shard)
+    try:
+        rows = table_to_records(read_table(path, TABLES["sources"].schema), SourceRecord)
+        if len(rows) != 1:
+            raise ManifestError(path, f"holds {len(rows)} rows, expected 1 (one source a shard)")
+        seg_path = shard_path(corpus, "segments", shard)
+        segs: list[SegmentRecord] = []
+        if exists(seg_path):
+            segs = table_to_records(read_table(seg_path, TABLES["segments"].schema), SegmentRecord)
+    except ManifestError as exc:
+        raise CorruptCorpusError(
+            f"{exc} (an existing manifest of the corpus; it is never overwritten: restore or "
+            "delete it, see docs/troubleshooting.md)"
+        ) from None
+    return summarize(rows[0], segs, skipped=True)
 
 
 def curate_task(source: Source, cfg: CurateConfig, corpus: str, workdir: str) -> TaskResult:
@@ -105,13 +120,20 @@ def curate_task(source: Source, cfg: CurateConfig, corpus: str, workdir: str) ->
         return read_done(corpus, source.source_id)
     result = process_source(source, cfg, workdir)
     shard = shard_name(source.source_id)
-    write_source_shards(corpus, shard, result.source, result.segments, result.clips, result.media)
+    try:
+        write_source_shards(
+            corpus, shard, result.source, result.segments, result.clips, result.media
+        )
+    except OSError as exc:
+        raise StorageError(f"cannot write the corpus {corpus}: {exc}") from None
     return summarize(result.source, result.segments, skipped=False)
 
 
 def write_failed(corpus: str, record: SourceRecord) -> TaskResult:
-    """Write a failed source's row (for a task that could not finish on any worker)."""
-    write_records(corpus, "segments", shard_name(record.source_id), [])
-    write_records(corpus, "clips", shard_name(record.source_id), [])
-    write_records(corpus, "sources", shard_name(record.source_id), [record])
+    """Write a failed source's row (for a task that could not finish on any worker): its ``sources``
+    shard only (no empty ``segments`` / ``clips`` shards)."""
+    try:
+        write_records(corpus, "sources", shard_name(record.source_id), [record])
+    except OSError as exc:
+        raise StorageError(f"cannot write the corpus {corpus}: {exc}") from None
     return summarize(record, [], skipped=False)

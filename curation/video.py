@@ -37,6 +37,7 @@ import numpy as np
 from curation.probe import (
     MediaError,
     MediaInfo,
+    check_not_stopped,
     check_truncated,
     expected_duration_s,
     ffmpeg_args,
@@ -219,7 +220,11 @@ def iter_video_frames(
     max_frames = math.ceil(duration_s * fps - 1e-6) if duration_s is not None else None
     args = video_args(path, fps, (out_w, out_h), start_s, duration_s, crop, threads)
     proc = subprocess.Popen(
-        args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        args,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # a terminal's Ctrl-C stops the run, not this decode
     )
     tail = _StderrTail(proc.stderr, path)
     tail.start()
@@ -247,6 +252,7 @@ def iter_video_frames(
         except subprocess.TimeoutExpired:
             raise MediaError(SourceError.TIMEOUT, "ffmpeg did not exit after its output") from None
         if returncode != 0 and not complete:
+            check_not_stopped(returncode, "ffmpeg")
             raise MediaError(SourceError.CORRUPT_MEDIA, tail.last())
         check_truncated(index / fps, expected_s, "video")
     finally:
