@@ -87,6 +87,15 @@ def exists(path: str) -> bool:
     return bool(fs.exists(p))
 
 
+def require_corpus(corpus: str) -> str:
+    """``corpus`` if it exists (a folder, or any object under a URL prefix); else ManifestError.
+
+    For verbs that read a corpus: a mistyped folder is an error, not an empty corpus."""
+    if not exists(str(corpus)):
+        raise ManifestError(str(corpus), "no such corpus folder")
+    return str(corpus)
+
+
 def list_shards(corpus: str, table: str) -> list[str]:
     """Sorted shard names of ``table`` (complete files only; temporaries are ignored)."""
     fs, root = _fs(table_dir(corpus, table))

@@ -16,7 +16,7 @@ import typer
 
 from avforge.cli_errors import fail, reported_errors
 from avforge.config import load_config, write_resolved_config
-from manifests.io import join
+from manifests.io import join, require_corpus
 from manifests.schema import MixTask, NoiseKind, Split
 from mixing.config import MixingConfig
 
@@ -67,7 +67,7 @@ def freeze(
 
     with reported_errors(SamplerError, MixingError):
         cfg = _mixing_config(config, task, split, seed)
-        specs = freeze_recipes(str(corpus), str(out), cfg, count, epoch=epoch)
+        specs = freeze_recipes(require_corpus(corpus), str(out), cfg, count, epoch=epoch)
     typer.echo(f"froze {len(specs)} recipes in {join(str(out), 'mixtures')}")
 
 
@@ -96,7 +96,7 @@ def render(
         if recipes is not None:
             specs = table_to_records(read_mixtures(str(recipes)), MixtureSpec)[:count]
         else:
-            specs = RecipeSampler.from_corpus(str(corpus), cfg).take(count)
+            specs = RecipeSampler.from_corpus(require_corpus(corpus), cfg).take(count)
         renderer = MixtureRenderer(str(corpus), cfg.render)
         folders = write_examples(renderer, specs, out)
     for folder in folders:

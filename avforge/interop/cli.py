@@ -17,6 +17,7 @@ from pathlib import Path
 import typer
 
 from avforge.cli_errors import fail, reported_errors
+from manifests.io import require_corpus
 from manifests.schema import NoiseKind, Split
 
 
@@ -41,7 +42,7 @@ def _export_lhotse(
         cfg = LhotseExportConfig(
             audio_format=AudioFormat(audio_format), split=split, face_arrays=faces
         )
-        result = export_lhotse(corpus, out, cfg)
+        result = export_lhotse(require_corpus(corpus), out, cfg)
     typer.echo(
         f"{result.num_cuts} cuts ({result.total_duration_s / 3600:.3f} h, "
         f"{result.num_face_arrays} with face tracks) -> {result.cuts_path}"
@@ -57,7 +58,7 @@ def _export_avspeech_csv(
     from avforge.interop.avspeech_csv import export_avspeech_csv
 
     with reported_errors():
-        text, export = export_avspeech_csv(corpus, out, split)
+        text, export = export_avspeech_csv(require_corpus(corpus), out, split)
     if out is None:
         typer.echo(text, nl=False)
     for clip_id, reason in sorted(export.skipped.items()):

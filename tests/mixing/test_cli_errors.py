@@ -183,3 +183,23 @@ def test_noises_add_with_nothing_registered_is_an_error(tmp_path):
     lines = result.stderr.splitlines()
     assert lines[-1].startswith("error: no recording registered")
     assert any(line.startswith(f"failed: {broken}") for line in lines[:-1])
+
+
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ["mix", "freeze", "{c}", "--out", "{o}", "--count", "2", "--task", "2s_clean"],
+        ["mix", "render", "{c}", "--out", "{o}", "--count", "1", "--task", "2s_clean"],
+        ["export", "lhotse", "{c}", "--out", "{o}"],
+        ["export", "avspeech-csv", "{c}"],
+    ],
+    ids=lambda v: " ".join(v[:2]),
+)
+def test_a_mistyped_corpus_folder_is_an_error_not_an_empty_corpus(tmp_path, verb):
+    missing, out = tmp_path / "no-such-corpus", tmp_path / "out"
+    args = [a.format(c=missing, o=out) for a in verb]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert lines == [f"error: {missing}: no such corpus folder"], result.output
+    assert not out.exists() or not any(out.rglob("*.arrow"))
