@@ -39,8 +39,9 @@ def register(app: typer.Typer) -> None:
         from avforge.config import load_config
         from training.config import TrainConfig
         from training.data import DataError
-        from training.train import train
+        from training.train import quiet_lightning, train
 
+        quiet_lightning()
         with reported_errors(DataError):
             cfg = load_config(TrainConfig, config)
             result = train(

@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import logging
+import warnings
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -121,6 +123,24 @@ def build_trainer(cfg: TrainConfig, extra_callbacks: list[pl.Callback] | None = 
         callbacks=[checkpoints, LearningRateMonitor("step"), *(extra_callbacks or [])],
         use_distributed_sampler=False,
     )
+
+
+_INAPPLICABLE_WARNINGS = (
+    # Lightning's own deprecated call into torch's pytree (nothing a user can act on)
+    r".*isinstance\(treespec, LeafSpec\).*",
+    # our IterableDataset shards the stream per worker itself (training.data), so __len__ is exact
+    r"Your `IterableDataset` has `__len__` defined.*",
+)
+
+
+def quiet_lightning() -> None:
+    """Quiet by default (the command line calls this): Lightning's INFO lines (hardware summary, an
+    advert for a cloud logger, "fit stopped") and two warnings that do not apply to avforge's runs
+    are not printed; Lightning's warnings about real problems still are."""
+    for name in ("lightning.pytorch", "lightning.fabric", "pytorch_lightning", "lightning_fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for pattern in _INAPPLICABLE_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
 
 
 def find_resume_checkpoint(cfg: TrainConfig, resume: str | Path | None) -> Path | None:
