@@ -86,7 +86,8 @@ def test_export_avspeech_csv_to_a_file(app, tmp_path):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("export", "lhotse", "{tmp}/nothing", "--out", "{tmp}/o"), "no clips to export"),
+        (("export", "lhotse", "{tmp}", "--out", "{tmp}/o"), "no clips to export"),
+        (("export", "lhotse", "{tmp}/nothing", "--out", "{tmp}/o"), "no such corpus folder"),
         (("export", "lhotse", "{corpus}", "--out", "{tmp}/o", "--format", "mp3"), "--format"),
         (("import", "lhotse", "{tmp}/missing.jsonl.gz", "--out", "{tmp}/c"), "no such Lhotse"),
         (("import", "lhotse", "{tmp}/m.jsonl.gz", "--out", "{tmp}/c", "--as", "speech"), "--as"),
