@@ -47,6 +47,7 @@ def _root(
 
 def _register_all() -> None:
     from avforge.demo import register as register_demo
+    from avforge.doctor import register as register_doctor
     from avforge.interop.cli import register as register_interop
     from curation.cli import register as register_curation
     from manifests.verify import register as register_verify
@@ -59,6 +60,7 @@ def _register_all() -> None:
     register_demo(app)
     register_interop(app)
     register_verify(app)
+    register_doctor(app)
 
 
 _register_all()

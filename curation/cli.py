@@ -1,4 +1,4 @@
-"""Command-line verbs of the curation stage: ``curate``, ``report``, ``calibrate-snr``.
+"""Command-line verbs of the curation stage: ``curate``, ``report``, ``split``, ``calibrate-snr``.
 
 Thin wrappers: each parses its arguments, calls one library function, prints its summary. Errors in
 the inputs (unreadable SOURCES, a bad config key, an unwritable output) and systemic problems
@@ -33,6 +33,11 @@ def register(app: typer.Typer) -> None:
         ),
         config: Path | None = typer.Option(None, "--config", help="Curation config YAML."),
         cluster: Path | None = typer.Option(None, "--cluster", help="dask_cluster.yaml."),
+        retry_failed: bool = typer.Option(
+            False,
+            "--retry-failed",
+            help="Redo sources that failed in earlier runs (failed rows, fetch-ledger entries).",
+        ),
     ) -> None:
         """Curate SOURCES into clean single-speaker clips in OUT."""
         from avforge.cluster import load_cluster_config
@@ -52,7 +57,7 @@ def register(app: typer.Typer) -> None:
             return
         typer.echo(f"curating {len(items)} source(s) into {out}", err=True)
         try:
-            summary = run_curate(items, out, cfg, cluster_cfg)
+            summary = run_curate(items, out, cfg, cluster_cfg, retry_failed=retry_failed)
         except KeyboardInterrupt:  # Ctrl-C: every finished source is kept, the rest is redone
             _fail(INTERRUPTED)
             return
@@ -93,6 +98,61 @@ def register(app: typer.Typer) -> None:
             _fail(str(exc))
             return
         typer.echo(str(path))
+
+    @app.command("split")
+    def split(
+        corpus: str = typer.Argument(..., help="Corpus folder or fsspec URL."),
+        heldout: Path | None = typer.Option(
+            None, "--heldout", help="File of held-out ids (one a line) that must not be in train."
+        ),
+        check: bool = typer.Option(
+            False, "--check", help="Only report the current split's leaks; write nothing."
+        ),
+        threshold: float | None = typer.Option(
+            None, "--speaker-threshold", help="Pseudo-speaker merge similarity (docs/splits.md)."
+        ),
+        duplicates: bool = typer.Option(
+            True, "--duplicates/--no-duplicates", help="Link near-duplicate sources."
+        ),
+        speakers: bool = typer.Option(
+            True, "--speakers/--no-speakers", help="Link clips of one pseudo-speaker."
+        ),
+    ) -> None:
+        """Assign leak-free splits: groups by source, pseudo-speaker and re-upload (docs/splits.md)."""
+        from dataclasses import replace
+
+        from avforge.config import ConfigError
+        from avforge.errors import SystemicError
+        from curation.clusters import ClusteringLimitError
+        from curation.splits import SplitPassConfig, read_heldout, run_split_pass
+        from curation.voice import VoiceModelError
+        from manifests.io import ManifestError
+
+        try:
+            ids = read_heldout(heldout) if heldout is not None else set()
+        except (OSError, UnicodeDecodeError) as exc:
+            _fail(f"cannot read the held-out list: {exc}")
+            return
+        try:
+            cfg = SplitPassConfig(link_duplicates=duplicates, link_speakers=speakers)
+            if threshold is not None:
+                cfg = replace(cfg, speaker_threshold=threshold)
+            summary = run_split_pass(corpus, ids, cfg, write=not check)
+        except (
+            ConfigError,
+            ManifestError,
+            VoiceModelError,
+            SystemicError,
+            ClusteringLimitError,
+        ) as exc:
+            _fail(str(exc))
+            return
+        except OSError as exc:  # storage full or read-only while rewriting the clips
+            _fail(f"cannot write the corpus: {exc}")
+            return
+        typer.echo(summary.format())
+        if check and not summary.leaks.ok:
+            raise typer.Exit(code=1)
 
     @app.command("calibrate-snr")
     def calibrate_snr(

@@ -5,12 +5,17 @@ Contract:
 - input: a URL, an output folder, a :class:`DownloadConfig`, optionally a time range (AVSpeech rows);
 - output: :class:`Downloaded` (the local file path, the offset of the file's t=0 in the source, and the
   metadata worth keeping: title, channel, upload date, duration, licence, language);
-- failures: :class:`DownloadError` with ``.reason`` (a :class:`manifests.SourceError`: ``not_found`` for
-  HTTP 404/410, ``timeout`` for a stalled or too slow transfer, ``too_long`` / ``too_large`` for the
-  duration and size caps, ``invalid_source`` for a playlist or a host outside ``allowed_hosts``,
-  ``download_failed`` for everything else the network throws) and ``.detail`` (one line). The
-  caller turns it into a ``failed`` source row. Systemic problems raise :mod:`avforge.errors`
-  exceptions instead (see below).
+- failures: :class:`DownloadError` with ``.reason`` (a :class:`manifests.SourceError`, chosen by
+  :func:`classify_error`: ``not_found`` for HTTP 404/410; the site's refusals ``unavailable``,
+  ``private``, ``members_only``, ``age_restricted``, ``geo_blocked``, ``copyright``, ``live``;
+  ``rate_limited`` for HTTP 429 and bot checks and ``network`` for HTTP 5xx and connections refused
+  or reset (both transient: :data:`TRANSIENT_REASONS`); ``timeout`` for a stalled or too slow
+  transfer, ``too_long`` / ``too_large`` for the duration and size caps, ``invalid_source`` for a
+  playlist or a host outside ``allowed_hosts``, ``download_failed`` for anything else) and
+  ``.detail`` (one line). :func:`fetch_isolated` retries transient ones with backoff; the caller
+  turns the rest into a ``failed`` source row (and ``curation.ledger`` records the video's own
+  refusals, :data:`LEDGER_REASONS`). Systemic problems raise :mod:`avforge.errors` exceptions
+  instead (see below).
 
 How yt-dlp is driven (all options built in :func:`ytdlp_options`, nowhere else):
 
@@ -34,11 +39,26 @@ How yt-dlp is driven (all options built in :func:`ytdlp_options`, nowhere else):
   makes (a :class:`yt_dlp.YoutubeDL` subclass whose ``urlopen`` refuses other hosts, and the final URL
   after redirects) and on the chosen formats' URLs before any download (a ``before_dl``
   post-processor, which also covers the ffmpeg-driven downloaders); a refused host is
-  ``invalid_source``.
+  ``invalid_source``;
+- YouTube's JS challenges run in an explicit runtime (``js_runtimes``: by default the ``deno``
+  binary of the pinned ``deno`` wheel in this environment, whatever the PATH) with the solver
+  scripts of the ``yt-dlp-ejs`` package; :func:`js_runtime_status` asks yt-dlp whether it sees both;
+- session settings: ``cookiefile`` (a copy in memory of ``cookies_file``: yt-dlp writes its jar
+  back on close, and the user's file must never be rewritten), ``cookiesfrombrowser`` and
+  ``extractor_args`` as yt-dlp's own option parser makes them (checked at config load),
+  ``proxy``;
+- spacing: every request (``urlopen``) holds the worker's ``request`` slot and waits until
+  ``sleep_requests_s`` after the previous request's response; every fetch start waits for the
+  ``download`` slot (``sleep_downloads_s`` / ``videos_per_hour``). The slots are ``flock``-ed files
+  in a folder owned by the worker process and handed to its fetch children, so the gaps hold across
+  all of a worker's threads and children (not across worker processes). A fetch waits for its
+  download slot in the parent, before the child's deadline starts.
 
 Systemic failures (not a source's fault) raise :mod:`avforge.errors` exceptions, never a
 :class:`DownloadError`, so no ``failed`` row is written for them:
 
+- :class:`~avforge.errors.SystemicError` when the configured ``cookies_file`` cannot be read
+  any more (it was checked when the config was loaded);
 - :class:`~avforge.errors.StorageError` when the scratch folder cannot be written: an
   :class:`OSError` with errno ``ENOSPC``, ``EDQUOT`` or ``EROFS`` (or ``EACCES`` / ``EPERM`` on a
   file: a socket's ``EPERM`` is the network's) anywhere in yt-dlp's exception chain or from our own
@@ -88,19 +108,28 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from avforge.config import ConfigError, check_range, config_from_dict, config_to_dict
-from avforge.errors import RunInterrupted, StorageError
+from avforge.config import (
+    ConfigError,
+    check_choice,
+    check_range,
+    config_from_dict,
+    config_to_dict,
+)
+from avforge.errors import RunInterrupted, StorageError, SystemicError
 from manifests.schema import SourceError
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 EDIT_LIST_EXTS = frozenset({"mp4", "m4a", "m4v", "mov"})
 """Containers whose stream-copied ranges start exactly at the cut (edit lists)."""
+JS_RUNTIMES = ("deno", "node", "bun", "quickjs")
+"""The JavaScript runtimes yt-dlp can run its YouTube challenge solver in."""
+PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
 
 class DownloadError(Exception):
@@ -154,6 +183,38 @@ class DownloadConfig:
     """Hosts a fetch may contact: names or glob patterns (``*.example.com``), optionally with a
     port (``127.0.0.1:8000``, ``[::1]:*``); checked on the source URL and on every URL yt-dlp
     requests (pages, media, redirects). Empty: no restriction."""
+    js_runtime: str = "deno"
+    """JavaScript runtime yt-dlp runs YouTube's challenge solver in (``deno``, ``node``, ``bun``,
+    ``quickjs``), or ``none``. The solver scripts come from the ``yt-dlp-ejs`` package."""
+    js_runtime_path: str | None = None
+    """The runtime's executable (must exist when the config is loaded). None: for ``deno``, the
+    binary of the pinned ``deno`` wheel in this Python environment (found whatever the PATH); for
+    the others, yt-dlp's search of the PATH."""
+    cookies_file: str | None = None
+    """A Netscape ``cookies.txt`` sent with every request (read, never written: each fetch works
+    on a copy in memory). Must exist and be readable when the config is loaded."""
+    cookies_from_browser: str | None = None
+    """Read cookies from a browser profile instead, in yt-dlp's syntax
+    ``BROWSER[+KEYRING][:PROFILE][::CONTAINER]`` (``firefox``, ``chrome:Profile 1``)."""
+    proxy: str | None = None
+    """Proxy for every request (``http://``, ``https://``, ``socks4://``, ``socks4a://``,
+    ``socks5://``, ``socks5h://`` URL, credentials in the URL); None: direct (or yt-dlp's
+    ``*_proxy`` environment variables)."""
+    sleep_requests_s: float = 0.0
+    """Least time between one HTTP request's response and the next request, per worker process
+    (all its fetch children together): pages, API calls and media requests alike."""
+    sleep_downloads_s: float = 0.0
+    """Least time between the starts of two source fetches, per worker process."""
+    videos_per_hour: float | None = None
+    """Fetch budget per worker process: the starts of two fetches are at least
+    ``3600 / videos_per_hour`` s apart (YouTube tolerates roughly 300 videos an hour per
+    session). None: no budget. Combined with ``sleep_downloads_s``, the larger gap holds."""
+    sleep_jitter: float = 0.0
+    """Each wait above is its gap times ``1 + U(0, sleep_jitter)`` (never shorter than the gap)."""
+    extractor_args: tuple[str, ...] = ()
+    """Extractor arguments passed to yt-dlp, one ``IE_KEY:ARG=V1,V2;ARG2=V`` string each (yt-dlp's
+    ``--extractor-args`` syntax), e.g. ``youtube:player_client=default,mweb`` or a PO-token
+    provider's ``youtubepot-bgutilhttp:base_url=http://127.0.0.1:4416``."""
 
     def __post_init__(self) -> None:
         check_range(self, "max_height", 64, 4320)
@@ -169,6 +230,41 @@ class DownloadConfig:
             if not isinstance(pattern, str) or not pattern or any(c.isspace() for c in pattern):
                 raise ConfigError(f"not a host name or pattern: {pattern!r}", "allowed_hosts")
         self._check_url_template()
+        self._check_session()
+
+    def _check_session(self) -> None:
+        """JS runtime, cookies, proxy, spacing and extractor arguments (see the fields)."""
+        check_choice(self, "js_runtime", (*JS_RUNTIMES, "none"))
+        for name in ("js_runtime_path", "cookies_file", "cookies_from_browser", "proxy"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise ConfigError(f"must be a non-empty string or null, got {value!r}", name)
+        if self.js_runtime_path is not None:
+            if self.js_runtime == "none":
+                raise ConfigError("is set but js_runtime is 'none'", "js_runtime_path")
+            if not Path(self.js_runtime_path).expanduser().is_file():
+                raise ConfigError(f"no such file: {self.js_runtime_path}", "js_runtime_path")
+        if self.cookies_file is not None and self.cookies_from_browser is not None:
+            raise ConfigError("set cookies_file or cookies_from_browser, not both", "cookies_file")
+        if self.cookies_file is not None:
+            try:
+                read_cookies_file(self.cookies_file)
+            except SystemicError as exc:
+                raise ConfigError(str(exc), "cookies_file") from None
+        if self.proxy is not None:
+            parts = urlsplit(self.proxy)
+            if parts.scheme.lower() not in PROXY_SCHEMES or not parts.hostname:
+                raise ConfigError(
+                    f"must be a proxy URL ({', '.join(PROXY_SCHEMES)}://HOST:PORT), got "
+                    f"{self.proxy!r}",
+                    "proxy",
+                )
+        check_range(self, "sleep_requests_s", 0.0, 3600.0)
+        check_range(self, "sleep_downloads_s", 0.0, 86400.0)
+        check_range(self, "videos_per_hour", 0.0, None, low_open=True)
+        check_range(self, "sleep_jitter", 0.0, 10.0)
+        if self.cookies_from_browser is not None or self.extractor_args:
+            _parsed_session_args(self)  # raises ConfigError on yt-dlp's own syntax errors
 
     def _check_url_template(self) -> None:
         """``avspeech_url_template`` formats (``str.format`` with the ``{id}`` field only) into an
@@ -244,6 +340,270 @@ class _SilentLogger:
         pass
 
 
+# --------------------------------------------------------------------------- session settings
+
+
+def read_cookies_file(path: str) -> str:
+    """The text of the Netscape cookies file ``path``, checked by yt-dlp's own cookie jar.
+
+    Raises :class:`~avforge.errors.SystemicError` (one line) when it is missing, unreadable or not
+    a cookies file: every source would fail the same way, so it is never a source's failure.
+    """
+    import http.cookiejar
+    import io
+
+    from yt_dlp.cookies import YoutubeDLCookieJar
+
+    file = Path(path).expanduser()
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SystemicError(f"cookies file {file} does not exist") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise SystemicError(one_line(f"cannot read the cookies file {file}: {why}")) from None
+    try:
+        YoutubeDLCookieJar(io.StringIO(text)).load()
+    except (http.cookiejar.LoadError, ValueError) as exc:
+        raise SystemicError(
+            one_line(f"{file} is not a Netscape cookies.txt file ({exc})")
+        ) from None
+    return text
+
+
+_SESSION_ARGS: dict[tuple[str | None, tuple[str, ...]], dict[str, Any]] = {}
+
+
+def _parsed_session_args(cfg: DownloadConfig) -> dict[str, Any]:
+    """``cookiesfrombrowser`` and ``extractor_args`` as yt-dlp's own option parser makes them
+    from ``--cookies-from-browser`` / ``--extractor-args`` (a :class:`ConfigError` when it refuses)."""
+    import copy
+
+    key = (cfg.cookies_from_browser, tuple(cfg.extractor_args))
+    if key not in _SESSION_ARGS:
+        import yt_dlp
+
+        argv = ["--ignore-config"]
+        if cfg.cookies_from_browser is not None:
+            argv += ["--cookies-from-browser", cfg.cookies_from_browser]
+        for arg in cfg.extractor_args:
+            if not isinstance(arg, str):
+                raise ConfigError(f"expected IE_KEY:ARGS strings, got {arg!r}", "extractor_args")
+            argv += ["--extractor-args", arg]
+        try:
+            opts = yt_dlp.parse_options(argv).ydl_opts
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 (optparse raises its own types)
+            lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+            why = lines[-1].split("error: ", 1)[-1] if lines else type(exc).__name__
+            field = "extractor_args" if "extractor-args" in why else "cookies_from_browser"
+            raise ConfigError(one_line(why), field) from None
+        _SESSION_ARGS[key] = {
+            "cookiesfrombrowser": opts.get("cookiesfrombrowser"),
+            "extractor_args": opts.get("extractor_args") or {},
+        }
+    return copy.deepcopy(_SESSION_ARGS[key])
+
+
+def bundled_deno() -> str | None:
+    """The ``deno`` binary of the ``deno`` wheel installed in this Python environment, or None."""
+    try:
+        from deno import find_deno_bin
+    except ImportError:
+        return None
+    try:
+        return str(find_deno_bin())
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def js_runtime_option(cfg: DownloadConfig) -> dict[str, dict[str, str]]:
+    """yt-dlp's ``js_runtimes`` option: ``{}`` (disabled) for ``none``, else ``{name: {"path": exe}}``
+    (no path: yt-dlp searches the environment's scripts folder, then the PATH)."""
+    if cfg.js_runtime == "none":
+        return {}
+    path = cfg.js_runtime_path
+    if path is None and cfg.js_runtime == "deno":
+        path = bundled_deno()
+    return {cfg.js_runtime: {"path": str(Path(path).expanduser())} if path else {}}
+
+
+@dataclass(frozen=True)
+class JsRuntimeStatus:
+    """What yt-dlp, configured by :func:`ytdlp_options`, reports about YouTube's challenge solver."""
+
+    yt_dlp_version: str
+    runtime: str | None
+    """``name version`` of the runtime yt-dlp found (None: not found / not runnable)."""
+    runtime_path: str | None
+    runtime_supported: bool
+    """yt-dlp's own minimum-version check passed."""
+    ejs_version: str | None
+    """Version of the ``yt-dlp-ejs`` package yt-dlp imported (None: not installed)."""
+    scripts_source: str | None
+    """Where yt-dlp took the solver scripts from (``python package``), after checking their
+    version and hash; None when no usable script was found."""
+    available: bool
+    """yt-dlp's YouTube extractor has a usable JS challenge provider (runtime and scripts)."""
+    header: tuple[str, ...]
+    """yt-dlp's verbose header (``[debug] JS runtimes: ...``), as ``yt-dlp -v`` prints it."""
+    problem: str | None
+    """One line saying what is missing, None when all is well."""
+
+
+def js_runtime_status(cfg: DownloadConfig) -> JsRuntimeStatus:
+    """Ask yt-dlp, configured as :func:`fetch` configures it, whether it can solve YouTube's JS
+    challenges: its verbose header, and its JS challenge provider for ``cfg.js_runtime`` (runtime
+    found and supported, solver scripts loaded with the version and hash yt-dlp expects). Offline."""
+    import yt_dlp
+
+    lines: list[str] = []
+
+    class _Capture(_SilentLogger):
+        def debug(self, msg: str) -> None:
+            lines.append(one_line(msg, 2000))
+
+    opts = ytdlp_options(cfg, tempfile.gettempdir(), "avforge-doctor", None, [])
+    opts.pop("cookiefile", None)
+    opts.pop("cookiesfrombrowser", None)
+    opts.update(logger=_Capture(), verbose=True)
+    version = yt_dlp.version.__version__
+    runtime = path = scripts = None
+    supported = available = False
+    problem: str | None = None
+    with yt_dlp.YoutubeDL(opts) as ydl:
+        try:  # the header was printed by the constructor (verbose)
+            from yt_dlp.dependencies import yt_dlp_ejs
+        except ImportError:
+            yt_dlp_ejs = None
+        ejs = getattr(yt_dlp_ejs, "version", None) if yt_dlp_ejs else None
+        if cfg.js_runtime == "none":
+            problem = "download.js_runtime is 'none'"
+        else:
+            ie = ydl.get_info_extractor("Youtube")
+            ie.initialize()
+            providers = [
+                p
+                for p in ie._jsc_director.providers.values()
+                if getattr(p, "JS_RUNTIME_NAME", None) == cfg.js_runtime
+            ]
+            info = providers[0].runtime_info if providers else None
+            raw = ydl._js_runtimes.get(cfg.js_runtime)
+            raw_info = raw.info if raw is not None else None
+            if raw_info is not None:
+                runtime = f"{raw_info.name} {raw_info.version}"
+                path = raw_info.path
+                supported = bool(raw_info.supported)
+            if raw_info is None:
+                where = js_runtime_option(cfg).get(cfg.js_runtime, {}).get("path", "the PATH")
+                problem = f"no runnable {cfg.js_runtime} at {where}"
+            elif not supported:
+                problem = f"{runtime} is older than yt-dlp supports"
+            elif info is not None:
+                try:
+                    got = [providers[0]._lib_script, providers[0]._core_script]
+                    scripts = got[0].source.value
+                except Exception as exc:  # noqa: BLE001 (yt-dlp's provider error types are private)
+                    problem = one_line(f"solver scripts: {exc}")
+                available = scripts is not None and providers[0].is_available()
+            if problem is None and not available:
+                problem = "yt-dlp has no usable JS challenge provider"
+            if ejs is None and problem is None:
+                problem = "yt-dlp-ejs is not installed"
+    return JsRuntimeStatus(
+        yt_dlp_version=version,
+        runtime=runtime,
+        runtime_path=path,
+        runtime_supported=supported,
+        ejs_version=ejs,
+        scripts_source=scripts,
+        available=available and problem is None,
+        header=tuple(lines),
+        problem=problem,
+    )
+
+
+_PACE_DIR: dict[str, str] = {}
+_PACE_LOCK = threading.Lock()
+_HELD = threading.local()
+
+
+def _pace_dir() -> str:
+    """This worker process's folder of pacing slots (shared with its fetch children)."""
+    with _PACE_LOCK:
+        folder = _PACE_DIR.get("dir")
+        if folder is None or not os.path.isdir(folder):
+            folder = tempfile.mkdtemp(prefix="avforge-pace-")
+            _PACE_DIR["dir"] = folder
+            owner = os.getpid()
+
+            def remove() -> None:
+                if os.getpid() == owner:
+                    import shutil
+
+                    shutil.rmtree(folder, ignore_errors=True)
+
+            atexit.register(remove)
+        return folder
+
+
+def _use_pace_dir(folder: str | None) -> None:
+    """In a fetch child: pace with the parent's slots."""
+    if folder:
+        with _PACE_LOCK:
+            _PACE_DIR["dir"] = folder
+
+
+os.register_at_fork(after_in_child=_PACE_DIR.clear)
+
+
+@contextlib.contextmanager
+def _paced(slot: str, gap_s: float, jitter: float) -> Iterator[None]:
+    """Hold this worker's pacing ``slot`` (an ``flock``-ed file shared by the process and its
+    fetch children): wait until ``gap_s * (1 + U(0, jitter))`` after the previous holder left it,
+    run the block, record when it left. No-op when ``gap_s`` is 0, and inside a block of the same
+    slot in the same thread (a nested request must not wait for its own caller)."""
+    held: set[str] = _HELD.__dict__.setdefault("slots", set())
+    if gap_s <= 0 or slot in held:
+        yield
+        return
+    import fcntl
+    import random
+
+    fd = os.open(os.path.join(_pace_dir(), slot), os.O_RDWR | os.O_CREAT, 0o600)
+    held.add(slot)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            last: float | None = float(os.pread(fd, 64, 0).decode() or "nan")
+        except ValueError:
+            last = None
+        if last is not None and math.isfinite(last):
+            due = last + gap_s * (1.0 + random.uniform(0.0, jitter))
+            while (left := due - time.monotonic()) > 0:
+                time.sleep(left)
+        try:
+            yield
+        finally:
+            os.pwrite(fd, f"{time.monotonic():.6f}".encode().ljust(32), 0)
+    finally:
+        held.discard(slot)
+        os.close(fd)  # releases the lock
+
+
+def download_gap_s(cfg: DownloadConfig) -> float:
+    """Least time between the starts of two fetches of a worker: ``sleep_downloads_s`` or the
+    ``videos_per_hour`` budget's ``3600 / videos_per_hour``, whichever is larger."""
+    gap = cfg.sleep_downloads_s
+    if cfg.videos_per_hour:
+        gap = max(gap, 3600.0 / cfg.videos_per_hour)
+    return gap
+
+
+def _pace_download(cfg: DownloadConfig) -> None:
+    with _paced("download", download_gap_s(cfg), cfg.sleep_jitter):
+        pass
+
+
 def format_selector(max_height: int) -> str:
     """yt-dlp format string: <= ``max_height`` video + audio, else a single file, else the smallest."""
     h = int(max_height)
@@ -296,6 +656,21 @@ def ytdlp_options(
     }
     if cfg.rate_limit_bytes_s is not None:
         opts["ratelimit"] = cfg.rate_limit_bytes_s
+    opts["js_runtimes"] = js_runtime_option(cfg)
+    if cfg.cookies_file is not None:
+        import io
+
+        # A copy in memory: yt-dlp writes its cookie jar back on close, and concurrent fetches
+        # must not rewrite the user's file.
+        opts["cookiefile"] = io.StringIO(read_cookies_file(cfg.cookies_file))
+    if cfg.proxy is not None:
+        opts["proxy"] = cfg.proxy
+    if cfg.cookies_from_browser is not None or cfg.extractor_args:
+        parsed = _parsed_session_args(cfg)
+        if parsed["cookiesfrombrowser"]:
+            opts["cookiesfrombrowser"] = parsed["cookiesfrombrowser"]
+        if parsed["extractor_args"]:
+            opts["extractor_args"] = parsed["extractor_args"]
     if section is not None:
         opts["download_ranges"] = download_range_func(None, [section])
         opts["merge_output_format"] = "mp4"  # edit lists: stream-copied ranges start at the cut
@@ -453,7 +828,13 @@ def _guarded_ydl_class() -> type:
 
             def urlopen(self, req: Any) -> Any:
                 cfg = self.avforge_cfg
-                if cfg is None or not cfg.allowed_hosts:
+                if cfg is None:
+                    return super().urlopen(req)
+                with _paced("request", cfg.sleep_requests_s, cfg.sleep_jitter):
+                    return self._open_allowed(req, cfg)
+
+            def _open_allowed(self, req: Any, cfg: DownloadConfig) -> Any:
+                if not cfg.allowed_hosts:
                     return super().urlopen(req)
                 check_host(req if isinstance(req, str) else str(req.url), cfg)
                 resp = super().urlopen(req)
@@ -507,20 +888,175 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return out
 
 
+TRANSIENT_REASONS: frozenset[SourceError] = frozenset(
+    {SourceError.RATE_LIMITED, SourceError.NETWORK}
+)
+"""Fetch failures that say nothing about the video: :func:`fetch_isolated` retries them with backoff,
+and a source still failing with one is left for the next run (no ``sources`` row)."""
+LEDGER_REASONS: frozenset[SourceError] = frozenset(
+    {
+        SourceError.NOT_FOUND,
+        SourceError.UNAVAILABLE,
+        SourceError.PRIVATE,
+        SourceError.MEMBERS_ONLY,
+        SourceError.AGE_RESTRICTED,
+        SourceError.GEO_BLOCKED,
+        SourceError.COPYRIGHT,
+        SourceError.LIVE,
+    }
+)
+"""Fetch failures that are the video's own (the site refuses it to everyone with these settings):
+recorded in the fetch ledger (``curation.ledger``), so other sources of the same video fail without
+a request until ``--retry-failed``."""
+
+# Message fragments (lower case, typographic apostrophes folded to ``'``) of the refusals that reach
+# us as a plain ``ExtractorError``: the YouTube extractor passes the site's own playability reason
+# through ``raise_no_formats`` (yt_dlp/extractor/youtube/_video.py, ``_real_extract``), so only its
+# text tells a private video from a bot check. Checked in this order (the first match wins):
+# a copyright claim says "no longer available", a geo block "Video unavailable" too.
+_MESSAGE_REASONS: tuple[tuple[SourceError, tuple[str, ...]], ...] = (
+    (
+        SourceError.RATE_LIMITED,
+        (
+            "confirm you're not a bot",  # YouTube's bot check (a "Sign in to ..." reason)
+            "not a robot",
+            "captcha challenge",  # _video.py _real_extract: "YouTube is requiring a captcha ..."
+            "rate-limited by youtube",  # _video.py _real_extract: "... rate-limited by YouTube ..."
+            "try again later",  # YouTube: "This content isn't available, try again later"
+            "likely being blocked by youtube",  # _video.py: "Your IP is likely being blocked ..."
+            "too many requests",  # HTTP 429's reason phrase when the status is not attached
+        ),
+    ),
+    (SourceError.COPYRIGHT, ("copyright",)),
+    (
+        SourceError.GEO_BLOCKED,
+        (
+            "available in your country",  # _video.py: "The uploader has not made this video ..."
+            "from your location",  # common.py raise_geo_restricted's default message
+            "geo restriction",
+            "geo-restricted",
+        ),
+    ),
+    (
+        SourceError.PRIVATE,
+        ("private video", "video is private", "this video has been made private"),
+    ),
+    (
+        SourceError.MEMBERS_ONLY,
+        (
+            "members-only",  # YouTube: "Join this channel to get access to members-only content ..."
+            "members only",  # _base.py: the "members only" availability badge
+            "join this channel",
+            "channel's members",
+            "only available for registered users",  # common.py raise_login_required's default
+            "login details are needed",  # youtube/_base.py _check_login_required
+            "premium members",
+        ),
+    ),
+    (
+        SourceError.AGE_RESTRICTED,
+        (
+            "confirm your age",  # _video.py _is_agegated: AGE_GATE_REASONS
+            "age-restricted",
+            "inappropriate for some users",
+            "age_verification_required",
+            "age_check_required",
+            "age verification",
+        ),
+    ),
+    (
+        SourceError.LIVE,
+        (
+            "live event will begin",  # YouTube (and eplus.py): "This live event will begin in ..."
+            "premieres in",
+            "premiere will begin",
+            "is not currently live",  # utils/_utils.py UserNotLive's default message
+            "live stream (no end)",  # ours: ``fetch`` on ``is_live`` metadata
+        ),
+    ),
+    (
+        SourceError.UNAVAILABLE,
+        (
+            "video unavailable",  # YouTube's generic refusal ('skip' notes in _video.py)
+            "video is unavailable",
+            "this video is not available",
+            "this video does not exist",
+            "has been removed",  # "This video has been removed by the uploader" / "... for violating"
+            "no longer available",  # "... because the YouTube account ... has been terminated"
+            "has been terminated",
+            "video has been deleted",
+        ),
+    ),
+)
+_NETWORK_TEXT = (
+    "connection refused",
+    "connection reset",
+    "connection aborted",
+    "network is unreachable",
+    "no route to host",
+    "name or service not known",
+    "temporary failure in name resolution",
+    "nodename nor servname",
+)
+
+
+def _message_text(exc: BaseException) -> str:
+    """Every message in ``exc``'s chain, lower case, typographic apostrophes folded to ``'``."""
+    text = " ".join(str(e) for e in _chain(exc)).lower()
+    return text.replace("\u2019", "'").replace("\u2018", "'")
+
+
+def _is_network(chain: list[BaseException], text: str) -> bool:
+    """A connection could not be made or was cut (not a dropped body: ``IncompleteRead``)."""
+    from yt_dlp.networking.exceptions import CertificateVerifyError, IncompleteRead
+
+    for e in chain:
+        if isinstance(e, IncompleteRead | CertificateVerifyError):
+            return False
+        if isinstance(e, ConnectionError | socket.gaierror):
+            return True
+    return any(t in text for t in _NETWORK_TEXT)
+
+
 def classify_error(exc: BaseException) -> SourceError:
-    """Map a yt-dlp exception to a :class:`SourceError` by exception type and HTTP status."""
+    """Map a yt-dlp exception to a :class:`SourceError`.
+
+    By type and HTTP status first (404/410 ``not_found``, 429 ``rate_limited``, a progress-hook
+    abort's own reason, ``GeoRestrictedError`` ``geo_blocked``, ``UserNotLive`` ``live``, a timeout
+    ``timeout``), then by the site's message (:data:`_MESSAGE_REASONS`: a YouTube refusal arrives as
+    a plain ``ExtractorError`` whose text is YouTube's reason), then HTTP 5xx and connection errors
+    are ``network``; anything else is ``download_failed``. :data:`TRANSIENT_REASONS` and
+    :data:`LEDGER_REASONS` say what each reason does to the source.
+    """
+    from yt_dlp.utils import GeoRestrictedError, UserNotLive
+
     status = _http_status(exc)
     if status in (404, 410):
         return SourceError.NOT_FOUND
-    for e in _chain(exc):
+    if status == 429:
+        return SourceError.RATE_LIMITED
+    chain = _chain(exc)
+    for e in chain:
         if isinstance(e, _Abort):
             return e.reason
+        if isinstance(e, GeoRestrictedError):
+            return SourceError.GEO_BLOCKED
+        if isinstance(e, UserNotLive):
+            return SourceError.LIVE
+    text = _message_text(exc)
+    for reason, needles in _MESSAGE_REASONS:
+        if any(n in text for n in needles):
+            return reason
+    for e in chain:
         if isinstance(e, TimeoutError | socket.timeout):
             return SourceError.TIMEOUT
     # yt-dlp turns a read timeout into TransportError/IncompleteRead whose message says so.
-    text = " ".join(str(e) for e in _chain(exc)).lower()
     if "timed out" in text or "timeout" in text:
         return SourceError.TIMEOUT
+    if status is not None and 500 <= status < 600:
+        return SourceError.NETWORK
+    if _is_network(chain, text):
+        return SourceError.NETWORK
     return SourceError.DOWNLOAD_FAILED
 
 
@@ -604,6 +1140,7 @@ def fetch(
     except OSError as exc:
         _raise_if_storage(exc, out)
         raise
+    _pace_download(cfg)
     deadline = time.monotonic() + cfg.source_timeout_s
 
     def guard(progress: dict[str, Any]) -> None:
@@ -639,8 +1176,9 @@ def fetch(
             size = info.get("filesize") or info.get("filesize_approx")
             if isinstance(size, int | float) and size > cfg.max_filesize_bytes:
                 raise DownloadError(SourceError.TOO_LARGE, f"{int(size)} bytes over the cap")
-            if info.get("is_live"):
-                raise DownloadError(SourceError.TOO_LONG, "live stream (no end)")
+            if info.get("is_live") or info.get("live_status") == "is_upcoming":
+                what = "live stream (no end)" if info.get("is_live") else "upcoming live stream"
+                raise DownloadError(SourceError.LIVE, what)
             ydl.process_ie_result(info, download=True)
     except DownloadError:
         _cleanup_partials(out, file_stem)
@@ -885,6 +1423,11 @@ class _FetchPool:
         if child in self._all:
             self._all.remove(child)
 
+    @property
+    def closed(self) -> bool:
+        """True once the process is shutting down (no new fetch starts)."""
+        return self._closed
+
     def pids(self) -> list[int]:
         with self._lock:
             return [c.pid for c in self._all if c.usable]
@@ -939,15 +1482,61 @@ def fetch_isolated(
     """:func:`fetch` in a reused child interpreter, killed after ``cfg.source_timeout_s`` (a hard
     limit; the child is then replaced). See the module doc for the pool, signals and clean-up.
 
+    A transient failure (:data:`TRANSIENT_REASONS`: a rate limit or bot check, a network error) is
+    tried again up to ``cfg.retries`` times, after ``cfg.backoff_s`` doubling each time (at most
+    ``cfg.backoff_max_s``; :func:`transient_backoff_s`); the last one is raised with the number
+    of attempts in its detail.
+
     Raises :class:`DownloadError` (a source failure), :class:`~avforge.errors.StorageError` (the
     folder cannot be written) or :class:`~avforge.errors.RunInterrupted` (the child was killed by
     a signal the parent did not send, or the process is shutting down). Falls back to an
     in-process :func:`fetch` when ``cfg.isolate_process`` is False.
     """
-    if not cfg.isolate_process:
-        return fetch(url, out_dir, file_stem, cfg, section, max_duration_s)
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            if not cfg.isolate_process:
+                return fetch(url, out_dir, file_stem, cfg, section, max_duration_s)
+            return _fetch_in_child(url, out_dir, file_stem, cfg, section, max_duration_s)
+        except DownloadError as exc:
+            if exc.reason not in TRANSIENT_REASONS:
+                raise
+            if attempt > cfg.retries:
+                tries = f" ({attempt} attempts)" if attempt > 1 else ""
+                raise DownloadError(exc.reason, exc.detail[:250] + tries) from None
+        _sleep_unless_shutdown(transient_backoff_s(cfg, attempt))
+
+
+def transient_backoff_s(cfg: DownloadConfig, attempt: int) -> float:
+    """Sleep after failed attempt ``attempt`` (1, 2, ...) of a transient fetch failure."""
+    return min(cfg.backoff_max_s, cfg.backoff_s * 2.0 ** max(0, attempt - 1))
+
+
+def _sleep_unless_shutdown(seconds: float) -> None:
+    """Sleep, in short steps; raise :class:`RunInterrupted` when the process is shutting down."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        if _POOL.closed:
+            raise RunInterrupted("the run is shutting down (no new fetch)")
+        time.sleep(min(left, 0.2))
+
+
+def _fetch_in_child(
+    url: str,
+    out_dir: str,
+    file_stem: str,
+    cfg: DownloadConfig,
+    section: tuple[float, float] | None,
+    max_duration_s: float,
+) -> Downloaded:
+    """One attempt of :func:`fetch_isolated` in a pooled child."""
     _check_stem(file_stem)
+    if cfg.cookies_file is not None:
+        read_cookies_file(cfg.cookies_file)  # gone since the config was loaded: SystemicError here
+    _pace_download(cfg)  # here, not in the child: waiting for a slot is not the fetch's time
     request = {
+        "pace_dir": _pace_dir(),
         "url": url,
         "out_dir": str(out_dir),
         "file_stem": file_stem,
@@ -976,7 +1565,10 @@ def _serve_one(request: dict[str, Any]) -> dict[str, Any]:
 
     try:
         cfg = config_from_dict(DownloadConfig, request["config"])
-        cfg = dataclasses.replace(cfg, isolate_process=False)
+        cfg = dataclasses.replace(
+            cfg, isolate_process=False, sleep_downloads_s=0.0, videos_per_hour=None
+        )  # the parent paced this fetch's start
+        _use_pace_dir(request.get("pace_dir"))
         section = tuple(request["section"]) if request["section"] is not None else None
         cap = request["max_duration_s"]
         got = fetch(

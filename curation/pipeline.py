@@ -6,8 +6,13 @@ Contract of :func:`curate`:
   a :class:`avforge.cluster.ClusterConfig` (from ``dask_cluster.yaml``);
 - output: the corpus folder grows by one shard per source (an existing corpus keeps its shards:
   curating more sources adds to it); ``DIR/config/curate.yaml`` holds the resolved config; returns a
-  :class:`CurateSummary` (sources ok/failed, segments kept/rejected by reason, hours in/out, real-time
-  factor per core).
+  :class:`CurateSummary` (sources ok/failed, left for the next run, segments kept/rejected by
+  reason, hours in/out, real-time factor per core);
+- reruns (``curation.tasks``): a source with a ``sources`` row is done, ok or failed; with
+  ``retry_failed`` (``avforge curate --retry-failed``) the failed ones are redone and the fetch
+  ledger's entries of earlier runs are ignored. A source whose fetch failed for a transient reason
+  (rate limit or bot check, network) after its retries gets no row: it is counted as left for the
+  next run, which tries it again.
 
 Scheduling: at most ``run.max_in_flight_per_worker`` x (worker threads) sources are submitted at a
 time (a sliding window over ``as_completed``), so the scheduler's memory stays bounded on 100k sources.
@@ -76,6 +81,9 @@ class CurateSummary:
     cpu_rtf: float
     """Seconds of media per second of task time (summed over tasks; one core each)."""
     results: list[TaskResult] = field(default_factory=list, repr=False)
+    sources_deferred: int = 0
+    """Sources whose fetch failed for a transient reason: no row written, the next run retries them."""
+    deferred_by_reason: dict[str, int] = field(default_factory=dict)
 
     def format(self) -> str:
         """A human-readable multi-line summary."""
@@ -86,6 +94,12 @@ class CurateSummary:
         if self.failed_by_reason:
             lines.append(
                 "  failed: " + ", ".join(f"{k} {v}" for k, v in self.failed_by_reason.items())
+            )
+        if self.sources_deferred:
+            why = ", ".join(f"{k} {v}" for k, v in self.deferred_by_reason.items())
+            lines.append(
+                f"  left for the next run: {self.sources_deferred} ({why}; transient, no row "
+                "written: rerun the same command later)"
             )
         lines.append(f"segments: {self.segments_kept} kept, {self.segments_rejected} rejected")
         if self.rejected_by_reason:
@@ -108,10 +122,11 @@ def summarize_run(results: Sequence[TaskResult], wall_s: float, cores: int) -> C
     rejected: Counter[str] = Counter()
     for r in results:
         rejected.update(r.rejected_by_reason)
-    failed = Counter(r.error or "unknown" for r in results if not r.ok)
+    failed = Counter(r.error or "unknown" for r in results if not r.ok and not r.deferred)
+    deferred = Counter(r.error or "unknown" for r in results if r.deferred)
     return CurateSummary(
         sources_ok=sum(r.ok for r in results),
-        sources_failed=sum(not r.ok for r in results),
+        sources_failed=sum(not r.ok and not r.deferred for r in results),
         sources_skipped=len(results) - len(fresh),
         failed_by_reason=dict(sorted(failed.items())),
         segments_kept=sum(r.kept for r in results),
@@ -124,6 +139,8 @@ def summarize_run(results: Sequence[TaskResult], wall_s: float, cores: int) -> C
         rtf_per_core=media_s / max(1e-9, wall_s * max(1, cores)),
         cpu_rtf=media_s / max(1e-9, task_s),
         results=list(results),
+        sources_deferred=sum(deferred.values()),
+        deferred_by_reason=dict(sorted(deferred.items())),
     )
 
 
@@ -134,11 +151,16 @@ def _progress(total: int, enabled: bool) -> Any:
 
 
 def _run_synchronous(
-    sources: Sequence[Source], cfg: CurateConfig, corpus: str, workdir: str, bar: Any
+    sources: Sequence[Source],
+    cfg: CurateConfig,
+    corpus: str,
+    workdir: str,
+    bar: Any,
+    retry_failed: bool,
 ) -> list[TaskResult]:
     out = []
     for s in sources:
-        out.append(curate_task(s, cfg, corpus, workdir))
+        out.append(curate_task(s, cfg, corpus, workdir, retry_failed))
         bar.update(1)
     return out
 
@@ -156,6 +178,7 @@ def _run_dask(
     workdir: str,
     bar: Any,
     on_result: Callable[[TaskResult], None] | None,
+    retry_failed: bool = False,
 ) -> list[TaskResult]:
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
@@ -171,7 +194,9 @@ def _run_dask(
         attempts[s.source_id] += 1
         key = f"curate-{s.source_id}-{attempts[s.source_id]}"
         by_key[key] = s
-        return client.submit(curate_task, s, cfg, corpus, workdir, key=key, pure=False)
+        return client.submit(
+            curate_task, s, cfg, corpus, workdir, retry_failed, key=key, pure=False
+        )
 
     pending: Iterator[Source] = iter(sources)
     ac = as_completed([submit(s) for _, s in zip(range(window), pending, strict=False)])
@@ -284,11 +309,13 @@ def curate(
     cfg: CurateConfig,
     cluster: ClusterConfig,
     on_result: Callable[[TaskResult], None] | None = None,
+    retry_failed: bool = False,
 ) -> CurateSummary:
     """Curate ``sources`` into ``corpus`` on ``cluster`` (see the module docstring).
 
     ``on_result`` is called in this process with each finished source's result (progress hooks,
-    tests). Raises only for systemic problems.
+    tests). ``retry_failed`` redoes sources that failed before (see the module docstring). Raises
+    only for systemic problems.
     """
     corpus = str(corpus)
     try:
@@ -307,13 +334,15 @@ def curate(
             open_client(cluster, local_directory=local_dir) as client,
         ):
             if client is None:
-                results = _run_synchronous(sources, cfg, corpus, workdir, bar)
+                results = _run_synchronous(sources, cfg, corpus, workdir, bar, retry_failed)
                 if on_result is not None:
                     for r in results:
                         on_result(r)
                 cores = 1
             else:
                 cores = max(1, sum(client.nthreads().values()))
-                results = _run_dask(client, sources, cfg, corpus, workdir, bar, on_result)
+                results = _run_dask(
+                    client, sources, cfg, corpus, workdir, bar, on_result, retry_failed
+                )
                 cores = max(cores, sum(client.nthreads().values()))
     return summarize_run(results, time.monotonic() - t0, cores)

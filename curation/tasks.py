@@ -5,11 +5,25 @@ Contract of :func:`curate_task` (what a Dask worker runs; also callable directly
 1. if ``sources/<shard>.arrow`` exists the source is done: its rows are read back and summarised
    (``skipped=True``), nothing is recomputed or rewritten; a done marker that cannot be read (corrupt,
    truncated, written by another schema version) raises :class:`avforge.errors.CorruptCorpusError`
-   naming the file (never overwritten: a rerun must not turn a finished source into a failed one);
-2. else :func:`curation.process.process_source` runs the pure per-source stages;
-3. :func:`curation.export.write_source_shards` writes media, segments, clips, then sources last,
-   each atomically (a killed task leaves no ``sources`` shard, so its source is redone);
-4. it returns a small picklable :class:`TaskResult` (never the media).
+   naming the file (never overwritten: a rerun must not turn a finished source into a failed one).
+   With ``retry_failed`` a done source whose row is ``failed`` is redone instead (its row is
+   replaced when the new result is written);
+2. if its video is in the fetch ledger (:mod:`curation.ledger`) the source fails at once with the
+   entry's reason (its own failed row; nothing is fetched), unless ``retry_failed`` and the entry
+   is from an earlier run;
+3. else :func:`curation.process.process_source` runs the pure per-source stages;
+4. a fetch that failed for a transient reason (``curation.download.TRANSIENT_REASONS``: rate limit or
+   bot check, network; already retried with backoff) writes nothing: the result has
+   ``deferred=True`` and the next run tries the source again. Otherwise a fetch refused for the
+   video's own reason (``LEDGER_REASONS``) is recorded in the ledger, a source that got through
+   removes its video's entry of an earlier run, and :func:`curation.export.write_source_shards`
+   writes media, segments, clips, then sources last, each atomically (a killed task leaves no
+   ``sources`` shard, so its source is redone);
+5. it returns a small picklable :class:`TaskResult` (never the media).
+
+So there is one rule for reruns: a source with a ``sources`` row is done, ok or failed, and
+``--retry-failed`` redoes the failed ones; transient failures have no row. The ledger only lets the
+other sources of a refused video fail without asking the site again.
 
 The shard name is the source id (sources' ids are file-name safe). Only systemic problems raise
 (:class:`avforge.errors.SystemicError`; an ``OSError`` while writing the shards becomes a
@@ -18,12 +32,15 @@ The shard name is the source id (sources' ids are file-name safe). Only systemic
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
 
 from avforge.errors import CorruptCorpusError, StorageError
+from curation import ledger
 from curation.config import CurateConfig
+from curation.download import TRANSIENT_REASONS
 from curation.export import write_source_shards
 from curation.process import process_source
 from curation.sources import Source
@@ -58,6 +75,9 @@ class TaskResult:
     rejected: int
     kept_s: float
     rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    deferred: bool = False
+    """True when the fetch failed for a transient reason: no row was written (``error`` says why),
+    the next run tries the source again."""
 
 
 def shard_name(source_id: str) -> str:
@@ -73,7 +93,9 @@ def is_done(corpus: str, source_id: str) -> bool:
     return exists(shard_path(corpus, "sources", shard_name(source_id)))
 
 
-def summarize(source: SourceRecord, segments: list[SegmentRecord], skipped: bool) -> TaskResult:
+def summarize(
+    source: SourceRecord, segments: list[SegmentRecord], skipped: bool, deferred: bool = False
+) -> TaskResult:
     """A :class:`TaskResult` from a source's rows (pure)."""
     kept = [s for s in segments if s.kept]
     reasons = Counter(s.reason.value for s in segments if not s.kept and s.reason is not None)
@@ -88,6 +110,7 @@ def summarize(source: SourceRecord, segments: list[SegmentRecord], skipped: bool
         rejected=len(segments) - len(kept),
         kept_s=float(sum(s.end_s - s.start_s for s in kept)),
         rejected_by_reason=dict(sorted(reasons.items())),
+        deferred=deferred,
     )
 
 
@@ -114,11 +137,27 @@ def read_done(corpus: str, source_id: str) -> TaskResult:
     return summarize(rows[0], segs, skipped=True)
 
 
-def curate_task(source: Source, cfg: CurateConfig, corpus: str, workdir: str) -> TaskResult:
-    """Curate one source into ``corpus`` unless already done (see the module docstring)."""
+def curate_task(
+    source: Source, cfg: CurateConfig, corpus: str, workdir: str, retry_failed: bool = False
+) -> TaskResult:
+    """Curate one source into ``corpus`` unless already done (see the module docstring).
+
+    ``workdir`` is the run's scratch folder; its name is the run's id in the fetch ledger."""
     if is_done(corpus, source.source_id):
-        return read_done(corpus, source.source_id)
+        done = read_done(corpus, source.source_id)
+        if done.ok or not retry_failed:
+            return done
+    run_id = os.path.basename(os.path.normpath(workdir))
+    key = ledger.video_key(source)
+    if key is not None:
+        entry = ledger.lookup(corpus, key)
+        if entry is not None and (not retry_failed or entry.run_id == run_id):
+            return write_failed(corpus, ledger.failed_row(source, entry))
     result = process_source(source, cfg, workdir)
+    if result.source.error in TRANSIENT_REASONS:
+        return summarize(result.source, [], skipped=False, deferred=True)
+    if key is not None:
+        ledger.update(corpus, key, result.source, run_id)
     shard = shard_name(source.source_id)
     try:
         write_source_shards(

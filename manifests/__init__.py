@@ -30,6 +30,7 @@ from manifests.schema import (
     SCHEMA_VERSION,
     TABLES,
     ClipRecord,
+    LedgerRecord,
     MixTask,
     MixtureSpec,
     NoiseKind,
@@ -42,6 +43,7 @@ from manifests.schema import (
     SourceRecord,
     SourceStatus,
     Split,
+    SplitRecord,
     records_to_table,
     table_to_records,
 )
@@ -73,6 +75,16 @@ def read_rirs(corpus: str) -> pa.Table:
     return read_manifest(str(corpus), "rirs")
 
 
+def read_splits(corpus: str) -> pa.Table:
+    """The split assignments written by ``avforge split`` (empty before the first pass)."""
+    return read_manifest(str(corpus), "splits")
+
+
+def read_ledger(corpus: str) -> pa.Table:
+    """Videos the site refused for good (the never-retry ledger of ``avforge curate``)."""
+    return read_manifest(str(corpus), "ledger")
+
+
 def read_mixtures(corpus: str) -> pa.Table:
     """Mixture recipes (a frozen evaluation set, or a logged training stream)."""
     return read_manifest(str(corpus), "mixtures")
@@ -84,6 +96,7 @@ __all__ = [
     "TABLES",
     "ClipRecord",
     "FaceTrack",
+    "LedgerRecord",
     "ManifestError",
     "MediaReader",
     "MediaRecord",
@@ -99,16 +112,19 @@ __all__ = [
     "SourceRecord",
     "SourceStatus",
     "Split",
+    "SplitRecord",
     "VerifyReport",
     "atomic_write_bytes",
     "list_shards",
     "read_clips",
+    "read_ledger",
     "read_manifest",
     "read_mixtures",
     "read_noises",
     "read_rirs",
     "read_segments",
     "read_sources",
+    "read_splits",
     "records_to_table",
     "shard_path",
     "table_to_records",

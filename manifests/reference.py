@@ -29,6 +29,12 @@ def _attribute_docs(cls: type) -> dict[str, str]:
     return docs
 
 
+def _media_paragraph() -> str:
+    """The schema module's paragraph on media shards (found by what it names, not by position)."""
+    paragraphs = (schema.__doc__ or "").split("\n\n")
+    return next(p.strip() for p in paragraphs if "``MEDIA_SCHEMA``" in p)
+
+
 def render_reference() -> str:
     """The whole reference page as Markdown."""
     lines = [
@@ -55,7 +61,7 @@ def render_reference() -> str:
     lines += [
         "## Media shards (`media/<shard>.arrow`)",
         "",
-        schema.__doc__.split("\n\n")[2].strip(),
+        _media_paragraph(),
     ]
     lines += ["", "| column | Arrow type |", "| --- | --- |"]
     lines += [f"| `{f.name}` | {f.type} |" for f in MEDIA_SCHEMA]

@@ -3,7 +3,7 @@
 This module is the only place where manifest columns are defined. Each table has:
 
 - a frozen dataclass record (``SourceRecord``, ``SegmentRecord``, ``ClipRecord``, ``NoiseRecord``,
-  ``RirRecord``, ``MixtureSpec``) whose field names are the column names;
+  ``RirRecord``, ``MixtureSpec``, ``LedgerRecord``) whose field names are the column names;
 - an Arrow schema (``TABLES[name].schema``) whose categorical columns are dictionary-encoded enums;
 - one conversion path: ``records_to_table(records)`` and ``table_to_records(table, Record)``.
 
@@ -19,6 +19,10 @@ files, so a reader memory-maps them and slices a clip's samples without copying 
 docs/manifests.md for why).
 
 The schema version is stored in every file's metadata (``avforge.schema_version``) and checked on read.
+Additions that leave every existing file valid stay within the version: new enum values (the column
+is a dictionary of strings either way; a reader older than the value cannot name it), new tables
+(``ledger``), and the optional media columns below. Anything that changes a column's type or removes
+one needs a new version.
 """
 
 from __future__ import annotations
@@ -68,6 +72,18 @@ class SourceError(enum.StrEnum):
     UNSUPPORTED_MEDIA = "unsupported_media"
     INVALID_SOURCE = "invalid_source"
     INTERNAL_ERROR = "internal_error"
+    # The site refuses this video (permanent until something changes: recorded in the fetch
+    # ledger, see ``LedgerRecord``; values added within schema version 2, Arrow types unchanged).
+    UNAVAILABLE = "unavailable"
+    PRIVATE = "private"
+    MEMBERS_ONLY = "members_only"
+    AGE_RESTRICTED = "age_restricted"
+    GEO_BLOCKED = "geo_blocked"
+    COPYRIGHT = "copyright"
+    LIVE = "live"
+    # Transient: retried with backoff within the run, then left for the next run; never in a row.
+    RATE_LIMITED = "rate_limited"
+    NETWORK = "network"
 
 
 class RejectReason(enum.StrEnum):
@@ -164,6 +180,29 @@ class SourceRecord:
 
 
 @dataclass(frozen=True)
+class LedgerRecord:
+    """One video the site refused for good (the fetch ledger: sources of it are not fetched again)."""
+
+    video_id: str
+    """The video's id: the YouTube id for YouTube URLs (every spelling, AVSpeech rows included), else
+    ``url-`` + a hash of the URL (``curation.sources.url_source_id``); also the shard name."""
+    url: str
+    """The URL whose fetch failed."""
+    reason: SourceError
+    """Why: ``not_found`` or a site refusal (``unavailable``, ``private``, ``members_only``,
+    ``age_restricted``, ``geo_blocked``, ``copyright``, ``live``)."""
+    detail: str | None
+    """The site's message, one line."""
+    source_id: str
+    """The source whose fetch found it."""
+    run_id: str
+    """The run that recorded it (its scratch folder name); ``--retry-failed`` ignores the entries of
+    earlier runs."""
+    failed_at: str
+    """When, UTC, ISO 8601 (``2026-01-31T12:00:00Z``)."""
+
+
+@dataclass(frozen=True)
 class SegmentRecord:
     """One candidate segment, kept or rejected."""
 
@@ -224,7 +263,8 @@ class ClipRecord:
     speaker_id: str | None = None
     """A speaker label when known (else the source id stands in for it)."""
     gender: str | None = None
-    """Speaker gender when known ("female" / "male"), for per-gender-pair evaluation."""
+    """Speaker gender when known ("female" / "male", see ``normalize_gender``), for per-gender-pair
+    evaluation; set by imports whose source gives it (Lhotse supervisions' ``gender``)."""
     face_x: float | None = None
     """Face centre at ``start_s``, 0..1 of the frame width (for AVSpeech-CSV export)."""
     face_y: float | None = None
@@ -236,6 +276,35 @@ class ClipRecord:
     has_embeddings: bool = False
     has_lip_features: bool = False
     """The media row holds LR-ASD lip features (``MediaReader.lip_features``)."""
+
+
+GENDERS: tuple[str, ...] = ("female", "male")
+"""The values of ``ClipRecord.gender`` (None when unknown)."""
+_GENDER_SPELLINGS: dict[str, str] = {"f": "female", "female": "female", "m": "male", "male": "male"}
+
+
+def normalize_gender(value: object) -> str | None:
+    """``"female"`` / ``"male"`` from the usual spellings (``F``, ``m``, ``Female``, ...; LibriSpeech's
+    SPEAKERS.TXT and Lhotse use ``F`` / ``M``), None for anything else (unknown, empty, other)."""
+    if not isinstance(value, str):
+        return None
+    return _GENDER_SPELLINGS.get(value.strip().lower())
+
+
+@dataclass(frozen=True)
+class SplitRecord:
+    """A clip's leak-free split assignment (written by the corpus-level split pass, ``avforge split``)."""
+
+    clip_id: str
+    source_id: str
+    speaker_id: str
+    """Pseudo-speaker (voice-embedding cluster across the whole corpus)."""
+    group_id: str
+    """Connected group: clips joined by source, pseudo-speaker or near-duplicate source link."""
+    split: Split
+    """The group's split; once assigned it never changes when the corpus grows."""
+    heldout: bool = False
+    """The group holds an id of the held-out list (forced out of train)."""
 
 
 @dataclass(frozen=True)
@@ -383,6 +452,8 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("noises", NoiseRecord, ("noise_id",)),
         TableSpec("rirs", RirRecord, ("rir_id",)),
         TableSpec("mixtures", MixtureSpec, ("epoch", "index")),
+        TableSpec("ledger", LedgerRecord, ("video_id",)),
+        TableSpec("splits", SplitRecord, ("clip_id",)),
     )
 }
 TABLE_BY_RECORD: dict[type, TableSpec] = {spec.record_type: spec for spec in TABLES.values()}
@@ -415,13 +486,18 @@ MEDIA_SCHEMA = pa.schema(
         # features; null when the row has none). Written by every writer since this release.
         pa.field("samples_crc32", pa.uint32(), nullable=True),
         pa.field("face_crc32", pa.uint32(), nullable=True),
+        # Voice identity: the clip's float16 speaker embedding (256,) (curation.voice, GE2E); null
+        # where none was computed (imports, shards written before it existed). Not checksummed.
+        pa.field("voice_embedding", pa.binary(), nullable=True),
     ],
     metadata={META_VERSION: SCHEMA_VERSION.encode(), META_TABLE: b"media"},
 )
-MEDIA_OPTIONAL_COLUMNS: frozenset[str] = frozenset({"samples_crc32", "face_crc32"})
+MEDIA_OPTIONAL_COLUMNS: frozenset[str] = frozenset(
+    {"samples_crc32", "face_crc32", "voice_embedding"}
+)
 """Media columns added within schema version 2: shards written before them lack them and stay valid
-(readers and ``avforge verify`` report such shards as having no checksums); older readers ignore
-them. Every other ``MEDIA_SCHEMA`` column is required."""
+(readers and ``avforge verify`` report such shards as having no checksums; a missing voice embedding
+reads as None); older readers ignore them. Every other ``MEDIA_SCHEMA`` column is required."""
 
 
 # --------------------------------------------------------------------------- conversion

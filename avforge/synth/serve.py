@@ -18,7 +18,9 @@ Fault routes, for the failure tests of the downloader and the pipeline (build th
 - ``/fault/empty/<name>``: a zero-byte 200 response;
 - ``/fault/page/<name>``: an HTML page with a hostile ``<title>`` (``../``, control characters, a fake
   header line) embedding ``<video src="/<name>">``;
-- ``/fault/named/<name>/<hostile file name>``: the file under a URL whose last segment is hostile.
+- ``/fault/named/<name>/<hostile file name>``: the file under a URL whose last segment is hostile;
+- ``/fault/429/<name>``: ``429 Too Many Requests`` for the first ``throttle_count`` requests of that
+  path, then the file (a rate limit that passes).
 
 Shutdown is bounded: leaving the block wakes stalled handlers, closes open connections and joins the
 threads; every connection also has a socket timeout.
@@ -31,6 +33,7 @@ import html
 import mimetypes
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,6 +57,7 @@ class FaultKind(enum.StrEnum):
     EMPTY = "empty"
     PAGE = "page"
     HOSTILE_NAME = "named"
+    THROTTLED = "429"
 
 
 @dataclass(frozen=True)
@@ -66,10 +70,13 @@ class Faults:
     """Share of the bytes sent by truncated and dropped responses."""
     hostile_title: str = HOSTILE_TITLE
     """``<title>`` of the fault page."""
+    throttle_count: int = 1
+    """Requests of a throttled path answered 429 before it serves the file."""
 
     def __post_init__(self) -> None:
         check_range(self, "stall_s", 0.0, 120.0)
         check_range(self, "keep_fraction", 0.0, 1.0)
+        check_range(self, "throttle_count", 0, 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,10 @@ class RequestRecord:
     path: str
     range_header: str | None
     status: int
+    cookie: str | None = None
+    """The request's ``Cookie`` header."""
+    time_s: float = 0.0
+    """``time.monotonic()`` when the response started."""
 
 
 def fault_url(base_url: str, kind: FaultKind, name: str) -> str:
@@ -120,6 +131,7 @@ class _Server(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.log: list[RequestRecord] = []
         self.open_sockets: set[socket.socket] = set()
+        self.throttled: dict[str, int] = {}
 
     def close_open_connections(self) -> None:
         with self.lock:
@@ -165,7 +177,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         status = int(code) if str(code).isdigit() else 0
-        record = RequestRecord(self.command, self.path, self.headers.get("Range"), status)
+        record = RequestRecord(
+            self.command,
+            self.path,
+            self.headers.get("Range"),
+            status,
+            self.headers.get("Cookie"),
+            time.monotonic(),
+        )
         with self.server.lock:
             self.server.log.append(record)
 
@@ -196,6 +215,13 @@ class _Handler(BaseHTTPRequestHandler):
         if kind is FaultKind.PAGE:
             self._send_page(rel, head)
             return
+        if kind is FaultKind.THROTTLED:
+            with self.server.lock:
+                seen = self.server.throttled.get(self.path, 0) + 1
+                self.server.throttled[self.path] = seen
+            if seen <= self.server.faults.throttle_count:
+                self.send_error(429)
+                return
         data = path.read_bytes()
         faults = self.server.faults
         if kind is FaultKind.TRUNCATED:

@@ -137,11 +137,11 @@ def test_404_is_not_found(server, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_connection_refused_is_download_failed(tmp_path):
+def test_connection_refused_is_a_transient_network_failure(tmp_path):
     t0 = time.monotonic()
     with pytest.raises(DownloadError) as err:
         fetch(closed_port_url(), str(tmp_path), "x", FAST)
-    assert err.value.reason == SourceError.DOWNLOAD_FAILED
+    assert err.value.reason == SourceError.NETWORK
     assert time.monotonic() - t0 < 15
 
 
@@ -221,4 +221,4 @@ def test_options_are_built_in_one_place(tmp_path):
 
 def test_classify_error_reads_types_not_messages():
     assert classify_error(TimeoutError("x")) == SourceError.TIMEOUT
-    assert classify_error(ConnectionRefusedError("x")) == SourceError.DOWNLOAD_FAILED
+    assert classify_error(ConnectionRefusedError("x")) == SourceError.NETWORK

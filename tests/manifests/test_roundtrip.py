@@ -173,13 +173,30 @@ MIXTURES = [
         index=1,
     ),
 ]
+LEDGER = [
+    manifests.schema.LedgerRecord(
+        video_id="-abcdefghij",
+        url="https://www.youtube.com/watch?v=-abcdefghij",
+        reason=SourceError.PRIVATE,
+        detail="[youtube] -abcdefghij: Private video",
+        source_id="-abcdefghij_000001500",
+        run_id="run-x1",
+        failed_at="2026-01-31T12:00:00Z",
+    ),
+]
+SPLITS = [
+    manifests.schema.SplitRecord("a-1", "a", "spk-1", "grp-1", Split.TRAIN),
+    manifests.schema.SplitRecord("b-1", "b", "spk-1", "grp-1", Split.TEST, heldout=True),
+]
 ALL = {
+    "ledger": LEDGER,
     "sources": SOURCES,
     "segments": SEGMENTS,
     "clips": CLIPS,
     "noises": NOISES,
     "rirs": RIRS,
     "mixtures": MIXTURES,
+    "splits": SPLITS,
 }
 
 
