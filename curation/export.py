@@ -53,6 +53,9 @@ class ExportConfig:
     store_crops: bool = True
     store_embeddings: bool = True
     """Store per-frame face embeddings when the detector makes them (insightface)."""
+    store_voice_embeddings: bool = True
+    """Compute and store each kept clip's speaker embedding (``curation.voice``, 256 float16: 512 B
+    a clip), which the corpus-level split pass (``avforge split``) clusters into pseudo-speakers."""
     store_lip_features: bool = True
     """Store the active-speaker network's per-frame visual embedding (128 float16 a frame: 6.4 KB
     per second of clip), a lip-motion face stream for training."""
@@ -97,6 +100,8 @@ class KeptClip:
     """(num_frames,) float32 active-speaker score per frame."""
     lip_features: np.ndarray | None = None
     """(num_frames, 128) float32 LR-ASD visual embedding."""
+    voice_embedding: np.ndarray | None = None
+    """(256,) float32 speaker embedding of ``audio`` (``curation.voice``)."""
 
 
 def window_id(source_id: str, start_s: float, end_s: float) -> str:
@@ -148,6 +153,7 @@ def build_outputs(
                 embeddings=emb,
                 speaking_scores=k.speaking_scores,
                 lip_features=lips,
+                voice_embedding=k.voice_embedding if cfg.store_voice_embeddings else None,
             )
         )
         clips.append(

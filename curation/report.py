@@ -27,6 +27,7 @@ import pyarrow as pa
 import yaml
 
 import manifests
+from curation.splits import LeakReport, find_leaks, read_split_records
 from manifests.io import atomic_write_bytes, exists, join
 from manifests.schema import RejectReason
 
@@ -64,6 +65,9 @@ class ReportData:
     clip_durations_s: np.ndarray
     faces_per_frame: np.ndarray
     clips: pa.Table
+    leaks: LeakReport | None = None
+    """Leaks of the clips' current split given the groups of the last ``avforge split`` pass (None
+    when no pass has run)."""
 
 
 def _threshold(corpus: str) -> float | None:
@@ -119,7 +123,18 @@ def report_data(corpus: str) -> ReportData:
             [s["num_faces"] for s in segments if s["num_faces"] is not None], np.float64
         ),
         clips=clips,
+        leaks=_leaks(corpus, clips),
     )
+
+
+def _leaks(corpus: str, clips: pa.Table) -> LeakReport | None:
+    records = read_split_records(corpus)
+    if not records:
+        return None
+    current = dict(
+        zip(clips.column("clip_id").to_pylist(), clips.column("split").to_pylist(), strict=True)
+    )
+    return find_leaks(current, records)
 
 
 # --------------------------------------------------------------------------- rendering
@@ -222,6 +237,13 @@ def render_html(corpus: str, d: ReportData, max_thumbnails: int = 8) -> str:
         thumbs = _thumbs_png(corpus, d.clips, max_thumbnails)
         if thumbs is not None:
             parts += ["<h2>Kept clips</h2>", _img(thumbs, "thumbnails")]
+    parts.append("<h2>Split leaks</h2>")
+    if d.leaks is None:
+        parts.append(
+            "<p>No split pass yet: run <code>avforge split CORPUS</code> to find them.</p>"
+        )
+    else:
+        parts.append(f"<pre>{esc(d.leaks.format())}</pre>")
     parts.append("</body></html>")
     return "\n".join(parts)
 

@@ -351,9 +351,18 @@ class WindowChecker:
             speaking_score=ev.speaking_score,
             speaking_scores=None if asd is None else asd.frame_scores,
             lip_features=None if asd is None else asd.lip_features,
+            voice_embedding=self._voice(m.survivor.audio),
         )
         m.crops = None  # the clip holds them now; the span's list need not
         return WindowOutcome(c, None, ev, m.survivor.track_id, kept)
+
+    def _voice(self, audio: np.ndarray) -> np.ndarray | None:
+        """The kept clip's speaker embedding (``curation.voice``), when the export stores them."""
+        if not self.cfg.export.store_voice_embeddings:
+            return None
+        from curation.voice import load_voice_encoder
+
+        return load_voice_encoder().embed(audio, self.rate)
 
     def run(self, candidates: list[Candidate]) -> list[WindowOutcome]:
         """Every candidate's outcome, in the candidates' order."""

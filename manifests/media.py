@@ -99,6 +99,8 @@ class MediaRecord:
     """(num_frames,) float32 active-speaker score per frame (LR-ASD logit, > 0 speaking)."""
     lip_features: np.ndarray | None = None
     """(num_frames, dim) float32 lip-motion features (LR-ASD visual embedding), stored as float16."""
+    voice_embedding: np.ndarray | None = None
+    """(dim,) float32 speaker embedding of the clip's audio (``curation.voice``), stored as float16."""
 
     @classmethod
     def from_audio(
@@ -157,7 +159,7 @@ def _face_cell_parts(table: pa.Table, row: int) -> list[Any]:
 
 def has_checksums(schema: pa.Schema) -> bool:
     """Whether a media shard with this schema stores checksums (written since they exist)."""
-    return all(schema.get_field_index(name) >= 0 for name in MEDIA_OPTIONAL_COLUMNS)
+    return all(schema.get_field_index(name) >= 0 for name in ("samples_crc32", "face_crc32"))
 
 
 def validate_media_schema(path: str, schema: pa.Schema) -> None:
@@ -232,6 +234,10 @@ def media_records_to_table(records: list[MediaRecord]) -> pa.Table:
         cols["lip_dim"].append(None if lip is None else int(lip.shape[1]))
         cols["samples_crc32"].append(zlib.crc32(cols["samples"][-1]))
         cols["face_crc32"].append(crc32_parts(cols[c][-1] for c in FACE_CHECKSUM_COLUMNS))
+        ve = r.voice_embedding
+        cols["voice_embedding"].append(
+            None if ve is None else np.asarray(ve).astype("<f2").tobytes()
+        )
     arrays = []
     for f in MEDIA_SCHEMA:
         if f.name == "sample_format":
@@ -350,6 +356,13 @@ class MediaReader:
         """(num_frames,) float32 active-speaker score per frame, or None when not stored."""
         raw = self._cell(path, row, "speaking_scores").as_py()
         return None if raw is None else np.frombuffer(raw, "<f4").copy()
+
+    def voice_embedding(self, path: str, row: int) -> np.ndarray | None:
+        """(dim,) float32 speaker embedding, or None (not computed, or a shard without the column)."""
+        if self.table(path).schema.get_field_index("voice_embedding") < 0:
+            return None
+        raw = self._cell(path, row, "voice_embedding").as_py()
+        return None if raw is None else np.frombuffer(raw, "<f2").astype(np.float32)
 
     def lip_features(self, path: str, row: int) -> np.ndarray | None:
         """(num_frames, dim) float32 lip-motion features (LR-ASD visual embedding), or None."""
