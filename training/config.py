@@ -47,7 +47,9 @@ class ModelConfig:
     n_sources: int = 2
     """Separated speakers: face streams of the AV model, outputs of the audio-only one (1..3 in the paper)."""
     residual_mask: bool = False
-    """One more output for the rest of the mixture (noise, or speakers without a face stream)."""
+    """One more output for the rest of the mixture (noise, or speakers without a face stream). Off by
+    default, as in the paper: its 1-face model has one output, the speech of the face it is given,
+    also on mixtures of more speakers. An audio-only model with fewer outputs than speakers needs it."""
     visual_input: VisualInput = VisualInput.CROPS
     """``crops`` (small CNN, works offline on any corpus), ``embeddings`` (ArcFace identity, when
     stored) or ``lips`` (LR-ASD lip-motion features, when curation stored them: ``has_lip_features``
@@ -96,9 +98,14 @@ class LossConfig:
     pit_mode: PitMode = PitMode.EXHAUSTIVE
     """Permutation search of the audio-only model."""
     cmc_weight: float = 0.0
-    """Lambda of the cross-modal correspondence loss (AV models; 0 = off; Makishima et al. use 1)."""
+    """Lambda of the cross-modal correspondence loss (Makishima et al., Eq. 10: summed over frames,
+    speakers and face pairs per mixture; AV models; 0 = off; the paper's setting is 1)."""
+    cmc_visual_projection: bool = False
+    """Also project the visual features through a linear head into ``cmc_dim`` (not in the paper,
+    which compares tanh audio embeddings with the visual features as they are)."""
     cmc_dim: int = 64
-    """Embedding size of the CMC projection heads."""
+    """Embedding size of both CMC heads when ``cmc_visual_projection`` is on (else unused: the audio
+    embedding has the visual stream's width, ``model.visual_channels``)."""
 
     def __post_init__(self) -> None:
         check_range(self, "cmc_weight", 0.0, 100.0)
@@ -226,7 +233,11 @@ class TrainConfig:
                 f"model separates {self.model.n_sources} sources but mixtures have {n_speakers} speakers",
                 "model.n_sources",
             )
-        if self.model.n_sources < n_speakers and not self.model.residual_mask:
+        audio_only = self.model.kind == ModelKind.AUDIO_ONLY
+        if audio_only and self.model.n_sources < n_speakers and not self.model.residual_mask:
+            # An AV model with fewer faces than speakers separates the speakers it sees (the
+            # paper's 1-face model); unordered audio-only outputs need the rest to go somewhere.
             raise ConfigError(
-                "fewer outputs than speakers needs residual_mask: true", "model.residual_mask"
+                "an audio-only model with fewer outputs than speakers needs residual_mask: true",
+                "model.residual_mask",
             )

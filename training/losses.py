@@ -133,22 +133,30 @@ class PitLoss:
 
 
 def pairwise_cosine(audio: Tensor, visual: Tensor) -> Tensor:
-    """Mean per-frame cosine similarity (B, n, T, D) x (B, m, T, D) -> (B, n, m) in [-1, 1]."""
+    """Per-frame cosine similarity (B, n, T, D) x (B, m, T, D) -> (B, n, m, T) in [-1, 1]."""
     a = F.normalize(audio.float(), dim=-1, eps=_EPS)
     v = F.normalize(visual.float(), dim=-1, eps=_EPS)
-    return torch.einsum("bitd,bjtd->bijt", a, v).mean(-1)
+    return torch.einsum("bitd,bjtd->bijt", a, v)
 
 
 def cmc_loss(audio: Tensor, visual: Tensor, weight: float = 1.0) -> Tensor:
-    """Cross-modal correspondence loss (Makishima et al.) -> scalar, ``weight`` times:
+    """Cross-modal correspondence loss, Eq. 10 of Makishima et al. (ICASSP 2021) -> scalar.
 
-    mean over speakers of (1 - cos(a_i, v_i)) pulls each separated output towards its own face, plus
-    mean over pairs i != j of max(0, cos(a_i, v_j)) pushes it away from the other faces. Inputs are
-    per-frame embeddings (B, n, T, D) of the separated audio and of the faces, in face order.
+    For each mixture, with a_n^t the embedding of separated output n at frame t and v_m^t the visual
+    feature of face m (inputs (B, n, T, D), in face order)::
+
+        L = sum_t sum_n [ (1 - cos(a_n^t, v_n^t)) + sum_{m != n} |cos(a_n^t, v_m^t)| ]
+
+    sums, not means, over frames, speakers and pairs: each output is pulled towards its own face and
+    its cosine with every other face is pushed to 0 from either side (an anti-aligned pair costs as
+    much as an aligned one). The batch's value is the mean of L over its mixtures (the separation loss
+    is a batch mean too), times ``weight`` (the paper's lambda). With one face the push term is empty.
+    The embeddings are the model's (:meth:`~training.models.AudioVisualSeparator.correspondence_embeddings`:
+    tanh of a linear map of the separated audio, the visual stream's features as they are).
     """
-    sim = pairwise_cosine(audio, visual)  # (B, n, n)
+    sim = pairwise_cosine(audio, visual)  # (B, n, n, T)
     n = sim.shape[1]
     eye = torch.eye(n, dtype=torch.bool, device=sim.device)
-    pull = (1.0 - sim[:, eye]).mean()
-    push = sim[:, ~eye].clamp_min(0.0).mean() if n > 1 else sim.new_zeros(())
-    return weight * (pull + push)
+    pull = (1.0 - sim[:, eye]).flatten(1).sum(-1)  # (B,)
+    push = sim[:, ~eye].abs().flatten(1).sum(-1)  # (B,), zero for one face
+    return weight * (pull + push).mean()

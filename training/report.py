@@ -3,12 +3,15 @@
 Input: :class:`EvalRecord` rows, one per separated speaker of one evaluated mixture and model.
 Output (pure text / files, no model):
 
-- :func:`table3`: task x model matrix of the mean of one metric (SDRi by default), rows in the
-  paper's order (1S+noise, 2S clean, 2S+noise, 3S clean), columns audio-only then AV with 1/2/3 faces;
-  an empty cell means that model was not evaluated on that task;
-- :func:`gender_table`: the same metric by gender pair, when the corpus knows genders;
-- :func:`plot_input_sdr_scatter`: input SDR (mixture vs target) against output SDR, one colour per
-  model (the paper's Fig. 5);
+- :func:`table3`: model x task matrix of the mean of one metric (SDRi by default), laid out as the
+  paper's Table 3: rows audio-only then AV with 1/2/3 faces, columns the tasks in the paper's order
+  (1S+noise, 2S clean, 2S+noise, 3S clean); an empty cell means that model was not evaluated on
+  that task;
+- :func:`gender_tables`: per task, the same metric by gender pair of the mixture's speakers (model
+  rows, ``F-F`` / ``F-M`` / ``M-M`` columns), for records whose speakers' genders are all known
+  (:func:`gender_pair`; the clips manifest's ``gender``), else nothing;
+- :func:`plot_input_sdr_scatter`: the paper's Fig. 5, SDR improvement against input SDR (mixture vs
+  target), one colour per model;
 - :func:`write_report`: all of the above plus ``results.csv`` and ``summary.json`` into a folder.
 """
 
@@ -24,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from manifests.schema import MixTask
+from manifests.schema import GENDERS, MixTask
 
 TASK_ORDER: tuple[MixTask, ...] = (
     MixTask.ONE_SPEAKER_NOISE,
@@ -66,7 +69,7 @@ class EvalRecord:
     pesq: float
     stoi: float
     gender_pair: str | None = None
-    """e.g. ``F-M`` (sorted), when the corpus records genders."""
+    """e.g. ``F-M`` (:func:`gender_pair`), when the corpus knows every speaker's gender."""
 
 
 def model_label(audio_visual: bool, n_faces: int) -> str:
@@ -95,73 +98,103 @@ def metric_matrix(
     return {key: _mean(values) for key, values in cells.items()}
 
 
-def _columns(records: Sequence[EvalRecord]) -> list[str]:
+def _models(records: Sequence[EvalRecord]) -> list[str]:
+    """Model labels in the paper's order (audio-only, AV 1/2/3 faces), then any others sorted."""
     seen = {r.model for r in records}
     return [m for m in MODEL_ORDER if m in seen] + sorted(seen - set(MODEL_ORDER))
 
 
+def _tasks(records: Sequence[EvalRecord]) -> list[MixTask]:
+    return [t for t in TASK_ORDER if any(r.task == t for r in records)]
+
+
 def table3(records: Sequence[EvalRecord], metric: str = "sdri_db", digits: int = 1) -> str:
-    """Markdown table: rows tasks (paper order), columns models, cells mean ``metric``."""
+    """Markdown table as the paper's Table 3: rows models, columns tasks, cells mean ``metric``."""
     matrix = metric_matrix(records, metric)
-    columns = _columns(records)
-    tasks = [t for t in TASK_ORDER if any(r.task == t for r in records)]
+    tasks = _tasks(records)
     lines = [
-        f"| {METRIC_TITLES.get(metric, metric)} | " + " | ".join(columns) + " |",
-        "| --- |" + " ---: |" * len(columns),
+        f"| {METRIC_TITLES.get(metric, metric)} | "
+        + " | ".join(TASK_TITLES[t] for t in tasks)
+        + " |",
+        "| --- |" + " ---: |" * len(tasks),
     ]
-    for task in tasks:
-        cells = [_fmt(matrix.get((task, m)), digits) for m in columns]
-        lines.append(f"| {TASK_TITLES[task]} | " + " | ".join(cells) + " |")
+    for model in _models(records):
+        cells = [_fmt(matrix.get((t, model)), digits) for t in tasks]
+        lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def gender_table(records: Sequence[EvalRecord], metric: str = "sdri_db") -> str | None:
-    """Markdown table of ``metric`` by gender pair x model, or None when no record knows genders."""
-    known = [r for r in records if r.gender_pair]
-    if not known:
+GENDER_LETTERS: dict[str, str] = {g: g[0].upper() for g in GENDERS}
+"""``ClipRecord.gender`` value -> its letter in gender-pair labels (female F, male M)."""
+
+
+def gender_pair(genders: Sequence[str | None]) -> str | None:
+    """``F-M``-style label of a mixture's speakers (letters sorted), None unless all are known."""
+    letters = [GENDER_LETTERS.get(g or "") for g in genders]
+    if not letters or any(letter is None for letter in letters):
         return None
-    columns = _columns(known)
-    pairs = sorted({r.gender_pair for r in known if r.gender_pair})
-    lines = [
-        f"| {METRIC_TITLES.get(metric, metric)} by gender pair | " + " | ".join(columns) + " |",
-        "| --- |" + " ---: |" * len(columns),
-    ]
-    for pair in pairs:
-        sub = [r for r in known if r.gender_pair == pair]
-        cells = [
-            _fmt(_mean([float(getattr(r, metric)) for r in sub if r.model == m]), 1)
-            for m in columns
-        ]
-        lines.append(f"| {pair} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return "-".join(sorted(letter for letter in letters if letter))
 
 
-def plot_input_sdr_scatter(records: Sequence[EvalRecord], path: str | Path) -> None:
-    """PNG scatter of input SDR (x) vs output SDR (y), one colour per model, with y = x drawn."""
+def gender_tables(records: Sequence[EvalRecord], metric: str = "sdri_db") -> list[str]:
+    """One markdown table per task whose records know genders: rows models, columns gender pairs
+    (``F-F``, ``F-M``, ``M-M``; one letter for 1-speaker tasks), cells mean ``metric``."""
+    known = [r for r in records if r.gender_pair]
+    tables = []
+    for task in _tasks(known):
+        sub = [r for r in known if r.task == task]
+        pairs = sorted({r.gender_pair for r in sub if r.gender_pair})
+        title = f"{METRIC_TITLES.get(metric, metric)}, {TASK_TITLES[task]}, by gender pair"
+        lines = [f"| {title} | " + " | ".join(pairs) + " |", "| --- |" + " ---: |" * len(pairs)]
+        for model in _models(sub):
+            cells = [
+                _fmt(
+                    _mean(
+                        [
+                            float(getattr(r, metric))
+                            for r in sub
+                            if r.model == model and r.gender_pair == pair
+                        ]
+                    ),
+                    1,
+                )
+                for pair in pairs
+            ]
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        tables.append("\n".join(lines))
+    return tables
+
+
+def plot_input_sdr_scatter(
+    records: Sequence[EvalRecord], path: str | Path
+) -> dict[str, tuple[list[float], list[float]]]:
+    """PNG scatter as the paper's Fig. 5: input SDR (x, mixture vs target) against SDR improvement
+    (y), one colour per model, with y = 0 (no improvement) drawn. Returns the plotted points per
+    model, read back from the figure: ``{model: (xs, ys)}``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 5.0), dpi=120)
-    xs_all: list[float] = []
-    for model in _columns(records):
+    plotted: dict[str, tuple[list[float], list[float]]] = {}
+    for model in _models(records):
         sub = [r for r in records if r.model == model]
-        xs = [r.input_sdr_db for r in sub]
-        ys = [r.sdr_db for r in sub]
-        xs_all += xs + ys
-        ax.scatter(xs, ys, s=10, alpha=0.6, label=model)
-    if xs_all:
-        lo, hi = float(np.nanmin(xs_all)), float(np.nanmax(xs_all))
-        ax.plot([lo, hi], [lo, hi], color="grey", linewidth=0.8, linestyle="--", label="no change")
+        points = ax.scatter(
+            [r.input_sdr_db for r in sub], [r.sdri_db for r in sub], s=10, alpha=0.6, label=model
+        )
+        offsets = np.asarray(points.get_offsets(), dtype=float)
+        plotted[model] = (offsets[:, 0].tolist(), offsets[:, 1].tolist())
+    ax.axhline(0.0, color="grey", linewidth=0.8, linestyle="--", label="no improvement")
     ax.set_xlabel("input SDR (dB)")
-    ax.set_ylabel("output SDR (dB)")
-    ax.set_title("Separation quality vs input SDR")
+    ax.set_ylabel("SDR improvement (dB)")
+    ax.set_title("SDR improvement vs input SDR")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(str(path))
     plt.close(fig)
+    return plotted
 
 
 def summary(records: Sequence[EvalRecord]) -> dict[str, dict[str, dict[str, float]]]:
@@ -180,9 +213,7 @@ def render_tables(records: Sequence[EvalRecord]) -> str:
     """Table 3 (SDRi) followed by the SI-SDRi, PESQ and STOI tables and the gender breakdown."""
     parts = [table3(records, "sdri_db"), table3(records, "si_sdri_db")]
     parts += [table3(records, "pesq", 2), table3(records, "stoi", 3)]
-    gender = gender_table(records)
-    if gender:
-        parts.append(gender)
+    parts += gender_tables(records)
     return "\n\n".join(parts) + "\n"
 
 

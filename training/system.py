@@ -8,7 +8,10 @@
 - the audio-visual model is trained in face order; the audio-only model with PIT over the speakers
   (the residual output, if any, is not permuted);
 - the loss is the paper's L2 between compressed complex spectrograms, or negative SI-SDR, plus
-  ``cmc_weight`` times the CMC loss for AV models;
+  ``cmc_weight`` times the CMC loss for AV models (Makishima et al.'s Eq. 10, summed per mixture,
+  see :func:`training.losses.cmc_loss`);
+- an AV model with fewer faces than the mixtures have speakers (the paper's 1-face model on 2-speaker
+  mixtures) is trained on the speakers whose faces it gets, the first ``n_sources``;
 - validation and test log the loss, SI-SDRi and SDRi (dB) averaged over speakers.
 
 Its hyperparameters are plain dicts (model, loss, optim, and the whole resolved training config), so a
@@ -51,7 +54,8 @@ def build_model(model: ModelConfig, loss: LossConfig | None = None) -> MaskSepar
     }
     if model.kind == ModelKind.AUDIO_ONLY:
         return AudioOnlySeparator(n_src=model.n_sources, **common)
-    cmc_dim = loss.cmc_dim if loss is not None and loss.cmc_weight > 0 else 0
+    cmc = loss is not None and loss.cmc_weight > 0
+    cmc_dim = loss.cmc_dim if cmc and loss is not None and loss.cmc_visual_projection else 0
     return AudioVisualSeparator(
         n_faces=model.n_sources,
         visual_input=model.visual_input,
@@ -60,6 +64,7 @@ def build_model(model: ModelConfig, loss: LossConfig | None = None) -> MaskSepar
         crop_feature_dim=model.crop_feature_dim,
         visual_channels=model.visual_channels,
         visual_layers=model.visual_layers,
+        cmc=cmc,
         cmc_dim=cmc_dim,
         **common,
     )

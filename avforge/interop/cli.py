@@ -77,6 +77,9 @@ def _import_lhotse(
     sample_rate_hz: int = typer.Option(16000, "--sample-rate-hz"),
     clips_per_shard: int = typer.Option(256, "--clips-per-shard"),
     min_duration_s: float = typer.Option(0.5, "--min-duration-s"),
+    speaker_genders: str | None = typer.Option(
+        None, "--speaker-genders", help="Speaker genders file (LibriSpeech SPEAKERS.TXT)."
+    ),
 ) -> None:
     """Register the cuts of a Lhotse MANIFEST in corpus OUT as audio-only clips or as noise."""
     from avforge.interop.lhotse_import import (
@@ -98,6 +101,7 @@ def _import_lhotse(
             id_prefix=id_prefix,
             clips_per_shard=clips_per_shard,
             min_duration_s=min_duration_s,
+            speaker_genders=speaker_genders,
         )
         result = import_lhotse(manifest, out, cfg)
     for failure in result.failures:

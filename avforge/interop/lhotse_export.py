@@ -10,7 +10,8 @@ Contract:
 
   - ``recordings.jsonl.gz``: one ``Recording`` per clip (id = clip id, absolute audio path);
   - ``supervisions.jsonl.gz``: one ``SupervisionSegment`` per clip covering all of it, ``speaker`` =
-    the clip's ``speaker_id`` (or its ``source_id`` when unknown), ``custom`` = ``source_id``,
+    the clip's ``speaker_id`` (or its ``source_id`` when unknown), ``gender`` when known,
+    ``custom`` = ``source_id``,
     ``start_s`` / ``end_s`` (the clip's range in its source), ``snr_db``, ``split``;
   - ``cuts.jsonl.gz``: one ``MonoCut`` per clip with that recording and supervision, ``custom`` =
     ``split`` and ``source_id``, and when the clip has a face track two ``TemporalArray`` custom fields
@@ -148,6 +149,7 @@ def clip_cut(
         duration=duration_s,
         channel=0,
         speaker=clip["speaker_id"] or clip["source_id"],
+        gender=clip.get("gender"),
         custom={
             "source_id": clip["source_id"],
             "start_s": clip["start_s"],

@@ -22,12 +22,18 @@ Contract:
   recording's cuts share a source. A cut exported by ``avforge export lhotse`` carries its original
   ``source_id``, ``start_s``, ``end_s``, ``snr_db`` and ``split`` in its supervision's custom fields:
   those are restored, so export -> import gives back the same clips (audio-only);
+- speaker and gender: ``speaker_id`` is the first supervision's ``speaker``; ``gender`` its
+  ``gender`` (``F`` / ``M`` / ``female`` / ``male`` in any case, see
+  :func:`manifests.schema.normalize_gender`), else the speaker's gender in the ``speaker_genders``
+  file when given (:func:`read_speaker_genders`: LibriSpeech's ``SPEAKERS.TXT`` and the like), else
+  unknown;
 - split: ``split`` when given, else the cut's (or its supervision's) custom ``split``, else
   :func:`~avforge.interop.naming.hash_split` of the speaker (of the recording id when there is no
   speaker; of the noise id for noise), so one speaker never spans two splits;
 - failures: a cut whose audio cannot be loaded, that is not a single-recording cut (a ``MixedCut``), or
   that is shorter than ``min_duration_s`` becomes an :class:`ImportFailure` (cut id and reason); the
-  others are imported. An unreadable manifest raises :class:`LhotseImportError`.
+  others are imported. An unreadable manifest (or ``speaker_genders`` file) raises
+  :class:`LhotseImportError`.
 
 Example::
 
@@ -39,7 +45,7 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +69,7 @@ from manifests.schema import (
     SourceRecord,
     SourceStatus,
     Split,
+    normalize_gender,
 )
 
 FPS = 25.0
@@ -98,6 +105,9 @@ class LhotseImportConfig:
     val_ratio: float = 0.05
     test_ratio: float = 0.05
     split_salt: str = "avforge-split-v1"
+    speaker_genders: str | None = None
+    """A speaker metadata file giving genders (LibriSpeech's ``SPEAKERS.TXT``, or ``speaker|gender``
+    / ``speaker<TAB>gender`` lines), used for cuts whose supervision has a speaker but no gender."""
 
     def __post_init__(self) -> None:
         for name, kind in (("target", ImportTarget), ("noise_kind", NoiseKind)):
@@ -179,6 +189,34 @@ def _custom(cut: Cut) -> dict[str, Any]:
     return merged
 
 
+def read_speaker_genders(path: str | Path) -> dict[str, str]:
+    """speaker id -> ``female`` / ``male`` from a speaker metadata file.
+
+    Lines are ``speaker|gender|...`` (LibriSpeech's ``SPEAKERS.TXT``: ``ID | SEX | SUBSET | MINUTES |
+    NAME``, fields padded with spaces) or ``speaker<TAB or spaces>gender ...``; lines starting with ``;``
+    or ``#`` and rows whose second field is not a gender (:func:`manifests.schema.normalize_gender`,
+    e.g. a header) are skipped. Raises :class:`LhotseImportError` when the file cannot be read or
+    names no gender at all.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LhotseImportError(f"cannot read speaker genders {path}: {exc}") from None
+    genders: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith((";", "#")):
+            continue
+        fields = line.split("|") if "|" in line else line.split()
+        gender = normalize_gender(fields[1]) if len(fields) > 1 else None
+        if gender:
+            genders[fields[0].strip()] = gender
+    if not genders:
+        raise LhotseImportError(
+            f"{path}: no speaker genders (expected 'speaker|F' or SPEAKERS.TXT rows)"
+        )
+    return genders
+
+
 def _split(cfg: LhotseImportConfig, given: Any, key: str) -> Split:
     if cfg.split is not None:
         return cfg.split
@@ -195,12 +233,20 @@ def _origin(cut: MonoCut | MultiCut) -> str:
 
 
 def clip_record(
-    cut: MonoCut | MultiCut, num_samples: int, cfg: LhotseImportConfig, shard: str, row: int
+    cut: MonoCut | MultiCut,
+    num_samples: int,
+    cfg: LhotseImportConfig,
+    shard: str,
+    row: int,
+    speaker_genders: Mapping[str, str] | None = None,
 ) -> ClipRecord:
-    """The clip row of an imported cut (pure; see the module docstring for ids and split)."""
+    """The clip row of an imported cut (pure; see the module docstring for ids, split and gender)."""
     custom = _custom(cut)
     duration_s = round(num_samples / cfg.sample_rate_hz, 6)
     speaker = cut.supervisions[0].speaker if cut.supervisions else None
+    gender = normalize_gender(cut.supervisions[0].gender) if cut.supervisions else None
+    if gender is None and speaker is not None:
+        gender = (speaker_genders or {}).get(speaker)
     if custom.get("source_id") and custom.get("start_s") is not None:
         source_id = f"{cfg.id_prefix}{custom['source_id']}"
         start_s, end_s = float(custom["start_s"]), float(custom["end_s"])
@@ -222,6 +268,7 @@ def clip_record(
         media_shard=shard + ".arrow",
         media_row=row,
         speaker_id=speaker,
+        gender=gender,
         has_crops=False,
     )
 
@@ -305,6 +352,7 @@ def import_lhotse(
     """
     cfg = config or LhotseImportConfig()
     name = cfg.name or manifest_name(manifest)
+    genders = read_speaker_genders(cfg.speaker_genders) if cfg.speaker_genders else None
     failures: list[ImportFailure] = []
     shards: list[str] = []
     all_clips: list[ClipRecord] = []
@@ -317,7 +365,9 @@ def import_lhotse(
         shard = f"lhotse-{cfg.target.value}-{name}-{len(shards):05d}"
         records: list[ClipRecord] | list[NoiseRecord]
         if cfg.target == ImportTarget.CLIPS:
-            records = [clip_record(c, len(a), cfg, shard, i) for i, (c, a) in enumerate(batch)]
+            records = [
+                clip_record(c, len(a), cfg, shard, i, genders) for i, (c, a) in enumerate(batch)
+            ]
             all_clips.extend(records)
             for rec, (c, _) in zip(records, batch, strict=True):
                 source_cuts.setdefault(rec.source_id, c)

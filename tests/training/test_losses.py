@@ -97,5 +97,6 @@ def test_cmc_is_lower_for_matched_than_swapped_faces() -> None:
     matched = cmc_loss(audio, visual)
     swapped = cmc_loss(audio, visual.flip(1))
     assert matched < swapped
-    assert matched.item() < 0.2 and swapped.item() > 0.9
+    # Eq. 10 sums 100 pull and 100 push terms per mixture (2 faces x 50 frames), mean over mixtures
+    assert matched.item() < 40.0 and swapped.item() > 150.0
     assert torch.isclose(cmc_loss(audio, visual, weight=0.5), 0.5 * matched)

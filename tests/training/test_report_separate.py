@@ -19,7 +19,7 @@ def _record(task: MixTask, model: str, sdri: float, i: int = 0, gender: str | No
     return EvalRecord(f"m{i}", task, model, 0, 0.5, 0.5 + sdri, sdri, sdri - 1, 2.5, 0.8, gender)
 
 
-def test_table3_has_paper_rows_and_model_columns_with_means() -> None:
+def test_table3_has_paper_model_rows_and_task_columns_with_means() -> None:
     records = [
         _record(MixTask.TWO_SPEAKERS, "AV 2 faces", 10.0),
         _record(MixTask.TWO_SPEAKERS, "AV 2 faces", 12.0, 1),
@@ -27,9 +27,10 @@ def test_table3_has_paper_rows_and_model_columns_with_means() -> None:
         _record(MixTask.ONE_SPEAKER_NOISE, "AV 1 face", 14.2),
     ]
     lines = table3(records).splitlines()
-    assert lines[0] == "| SDR improvement (dB) | audio-only | AV 1 face | AV 2 faces |"
-    assert lines[2] == "| 1S + noise |  | 14.2 |  |"  # paper row order: 1S+noise first
-    assert lines[3] == "| 2S clean | 9.0 |  | 11.0 |"
+    assert lines[0] == "| SDR improvement (dB) | 1S + noise | 2S clean |"  # paper column order
+    assert lines[2] == "| audio-only |  | 9.0 |"
+    assert lines[3] == "| AV 1 face | 14.2 |  |"
+    assert lines[4] == "| AV 2 faces |  | 11.0 |"
     assert model_label(True, 1) == "AV 1 face" and model_label(False, 2) == "audio-only"
 
 
@@ -40,7 +41,8 @@ def test_write_report_writes_tables_csv_summary_and_png(tmp_path) -> None:
     ]
     paths = write_report(records, tmp_path / "eval")
     text = paths["tables"].read_text()
-    assert "SI-SDR improvement" in text and "by gender pair" in text and "| F-M | 8.0 |" in text
+    assert "SI-SDR improvement" in text and "2S clean, by gender pair | F-M | M-M |" in text
+    assert "| audio-only | 8.0 |  |" in text.split("by gender pair")[1]
     assert paths["scatter"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert len(paths["results"].read_text().splitlines()) == 3
     assert '"count": 2' in paths["summary"].read_text()

@@ -4,8 +4,10 @@
   face, either face embeddings (B, n_faces, T_v, D) (ArcFace when the corpus has them), face crops
   (B, n_faces, T_v, H, W, 3) through :class:`CropFrontEnd`, or lip features (B, n_faces, T_v, D_lip)
   (LR-ASD's visual embedding, stored by curation) through the small :class:`LipStream` instead of
-  the dilated visual stream; one output per face in face order, plus one for the residual (noise or
-  off-screen speakers) when ``residual_mask`` is set.
+  the dilated visual stream; one output per face in face order, as in the paper (a 1-face model has
+  one output: that face's speech, whatever else the mixture holds), plus, as an option, one for the
+  residual (noise or speakers without a face stream) when ``residual_mask`` is set. With ``cmc`` (or
+  ``cmc_dim``) it also has the heads of the cross-modal correspondence loss.
 - :class:`AudioOnlySeparator`: the same audio stream and head without faces; its ``n_src`` outputs
   have no order (train it with permutation-invariant losses), plus the residual output when set.
 
@@ -90,6 +92,12 @@ class MaskSeparator(nn.Module):
 class AudioVisualSeparator(MaskSeparator):
     """The AVSpeech paper's audio-visual model for a fixed number of face streams (1, 2 or 3).
 
+    Outputs: one mask per face, in face order (the paper's model outputs a mask per visible speaker
+    and nothing else); ``residual_mask`` adds one for the rest of the mixture (off by default).
+    CMC heads: ``cmc`` maps the separated audio into the visual stream's space (the paper's form,
+    see :meth:`correspondence_embeddings`); ``cmc_dim`` > 0 instead projects both modalities into a
+    ``cmc_dim``-d space (an option; also how packages written before ``cmc`` existed are rebuilt).
+
     Defaults are the paper's: 96 audio filters over 15 layers, 8-filter 1x1 output, 256-filter visual
     stream over 6 layers, BLSTM of 400 units per direction, 3 FC layers of 600 units (the paper leaves
     these two widths open; these are its released-code values), masks bounded to (-2, 2).
@@ -113,6 +121,7 @@ class AudioVisualSeparator(MaskSeparator):
         cmc_dim: int = 0,
         power: float = spectral.POWER,
         lip_dim: int = 128,
+        cmc: bool = False,
     ) -> None:
         super().__init__(power)
         if not 1 <= n_faces <= 6:
@@ -135,6 +144,7 @@ class AudioVisualSeparator(MaskSeparator):
             "cmc_dim": cmc_dim,
             "power": power,
             "lip_dim": lip_dim,
+            "cmc": cmc,
         }
         self.n_faces, self.visual_input = n_faces, visual_input
         self.n_out = n_faces + int(residual_mask)
@@ -157,8 +167,12 @@ class AudioVisualSeparator(MaskSeparator):
         self.head = MaskHead(
             fused_dim, self.n_out, spectral.NUM_BINS, lstm_hidden, fc_dim, mask_bound=mask_bound
         )
-        # Cross-modal correspondence heads (Makishima et al.): both modalities into one space.
-        self.cmc_audio = nn.Linear(spectral.NUM_BINS, cmc_dim) if cmc_dim else None
+        # Cross-modal correspondence (Makishima et al.): the separated audio is mapped into the
+        # visual stream's feature space (``cmc``), or both modalities into ``cmc_dim`` (an option).
+        with_cmc = cmc or cmc_dim > 0
+        self.cmc_audio = (
+            nn.Linear(spectral.NUM_BINS, cmc_dim or visual_channels) if with_cmc else None
+        )
         self.cmc_visual = nn.Linear(visual_channels, cmc_dim) if cmc_dim else None
 
     def fuse(self, audio: Tensor, faces: Tensor | None) -> tuple[Tensor, Tensor | None]:
@@ -182,15 +196,19 @@ class AudioVisualSeparator(MaskSeparator):
         return fused, v
 
     def correspondence_embeddings(self, output: SeparationOutput) -> tuple[Tensor, Tensor]:
-        """(audio, visual) per-frame embeddings (B, n_faces, T, cmc_dim) for the CMC loss.
+        """(audio, visual) per-frame embeddings (B, n_faces, T, D) for the CMC loss (Eq. 10).
 
-        Audio embeddings come from the magnitudes of the separated compressed spectrograms of the
-        face outputs, visual ones from the visual stream; both are projected into one space.
+        Audio: ``tanh(W |Ŝ_n| + b)`` per frame, from the magnitudes of the separated compressed
+        spectrogram of face output n (the residual output, if any, has no face and is left out).
+        Visual: the visual stream's features of face n as they are (D = ``visual_channels``), as in
+        the paper; only a model built with ``cmc_dim`` > 0 projects them (linearly, D = ``cmc_dim``).
         """
-        if self.cmc_audio is None or self.cmc_visual is None or output.visual is None:
-            raise ValueError("model was built with cmc_dim=0: no correspondence embeddings")
+        if self.cmc_audio is None or output.visual is None:
+            raise ValueError("model was built without CMC heads (cmc=False, cmc_dim=0)")
         mag = output.compressed[:, : self.n_faces].abs().transpose(-1, -2)  # (B, n, T, F)
-        return self.cmc_audio(mag), self.cmc_visual(output.visual)
+        audio = torch.tanh(self.cmc_audio(mag))
+        visual = output.visual if self.cmc_visual is None else self.cmc_visual(output.visual)
+        return audio, visual
 
 
 class AudioOnlySeparator(MaskSeparator):
