@@ -96,7 +96,9 @@ def register(app: typer.Typer) -> None:
             help="Face track number (repeat for each stream); default: longest tracks.",
         ),
         out: Path = typer.Option(Path("separated"), "--out", help="Output folder for the WAVs."),
-        crop_size: int = typer.Option(112, "--crop-size", help="Face crop size in pixels."),
+        crop_size: int | None = typer.Option(
+            None, "--crop-size", help="Face crop size in pixels; default: the model's (else 112)."
+        ),
         device: str = typer.Option("cpu", "--device"),
     ) -> None:
         """Separate the speakers of a video, one WAV per face."""

@@ -117,6 +117,21 @@ def collate(
     return SeparationBatch(mixture, sources, faces, ids, images)
 
 
+def rendered_face_shape(renderer: MixtureRenderer) -> tuple[int, ...] | None:
+    """The per-frame shape of the face stream ``renderer`` delivers: (D,) for embeddings or lip
+    features, (S, S, 3) for crops, None without faces (for
+    :func:`training.models.serialize.check_input`)."""
+    faces = renderer.faces
+    stream = renderer.config.face_stream
+    if stream == FaceStream.LIPS and faces.lip_dim is not None:
+        return (faces.lip_dim,)
+    if stream == FaceStream.EMBEDDINGS and faces.embedding_dim is not None:
+        return (faces.embedding_dim,)
+    if stream == FaceStream.CROPS and faces.crop_size_px is not None:
+        return (faces.crop_size_px, faces.crop_size_px, 3)
+    return None
+
+
 def check_lip_features(renderer: MixtureRenderer, clip_ids: Iterable[str], where: str) -> None:
     """Raise :class:`DataError` unless every clip of ``clip_ids`` has lip features
     (``has_lip_features`` in the clips manifest); ``where`` names the corpus and split. Clips the

@@ -14,6 +14,10 @@ Contract:
   audio, fewer faces than asked, a model that cannot take the chosen number of faces, or an AV model
   that reads another visual input than face crops (embeddings, lip features: computing those from a
   video is curation's job; :func:`separate_long` takes them when given).
+
+Input contract: both check the input against the model's recorded
+:class:`training.models.serialize.InputContract` (sample rate, face stream kind, per-frame feature
+width or crop size) and raise :class:`SeparateError` naming what the model expects and what it got.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from torch import Tensor
 
 from manifests.media import FaceTrack
 from training.models import AudioVisualSeparator, MaskSeparator, VisualInput
+from training.models.serialize import InputMismatchError, check_input, contract_of
 
 SAMPLE_RATE_HZ = 16000
 FPS = 25
@@ -63,11 +68,14 @@ def separate_long(
     hop_s: float = 1.52,  # 38 video frames: about half a window, on the 40 ms grid
     batch_size: int = 4,
     device: str | torch.device = "cpu",
+    sample_rate_hz: int = SAMPLE_RATE_HZ,
 ) -> Tensor:
     """Separate ``waveform`` (L,) at 16 kHz -> float32 (n_out, L) on CPU (see module docstring).
 
-    ``faces``: (n_faces, T_v, ...) crops or embeddings at 25 fps for AV models (frames past the end
-    are padded with zeros). ``hop_s`` <= ``window_s``; windows overlap by ``window_s - hop_s``.
+    ``faces``: (n_faces, T_v, ...) crops, embeddings or lip features at 25 fps for AV models (frames
+    past the end are padded with zeros). ``hop_s`` <= ``window_s``; windows overlap by
+    ``window_s - hop_s``. ``sample_rate_hz``: the waveform's rate; input that does not match the
+    model's input contract (rate, face feature width, crop size) raises :class:`SeparateError`.
     """
     x = torch.as_tensor(
         np.asarray(waveform, np.float32) if not isinstance(waveform, Tensor) else waveform
@@ -77,6 +85,14 @@ def separate_long(
     is_av = isinstance(model, AudioVisualSeparator)
     if is_av and faces is None:
         raise SeparateError("an audio-visual model needs face streams")
+    try:
+        check_input(
+            contract_of(model),
+            sample_rate_hz=sample_rate_hz,
+            faces_shape=tuple(faces.shape) if is_av and faces is not None else None,
+        )
+    except InputMismatchError as exc:
+        raise SeparateError(str(exc)) from None
     win_f, hop_f = _frames(window_s, "window_s"), _frames(hop_s, "hop_s")
     if hop_f > win_f:
         raise SeparateError(f"hop_s ({hop_s}) must not exceed window_s ({window_s})")
@@ -186,10 +202,12 @@ def separate_video(
     out_dir: str | Path,
     *,
     faces: Sequence[int] | None = None,
-    crop_size_px: int = 112,
+    crop_size_px: int | None = None,
     device: str | torch.device = "cpu",
 ) -> list[Path]:
-    """Separate ``video`` and write one 16 kHz WAV per chosen face (or per output, audio-only)."""
+    """Separate ``video`` and write one 16 kHz WAV per chosen face (or per output, audio-only).
+
+    ``crop_size_px``: None takes the crop size of the model's input contract (112 when not recorded)."""
     import soundfile
 
     from curation.decode import MediaError, decode_audio
@@ -205,6 +223,8 @@ def separate_video(
     except MediaError as exc:
         raise SeparateError(f"{video}: cannot decode audio ({exc})") from None
     streams, names = None, []
+    if crop_size_px is None:
+        crop_size_px = contract_of(model).crop_size_px or 112
     if isinstance(model, AudioVisualSeparator):
         streams, chosen = face_streams_of_video(str(video), faces, model.n_faces, crop_size_px)
         names = [f"face{f}" for f in chosen]

@@ -1,4 +1,4 @@
-"""End-to-end training runs: exact resume, and learning on real speech (audio-only and AV)."""
+"""End-to-end training runs: exact resume (learning itself: ``test_learning.py``)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,9 @@ import pytest
 import torch
 
 from avforge.config import config_from_dict, load_config
-from manifests.schema import Split
 from tests.helpers.training_corpus import build_two_speaker_corpus
-from training import metrics
-from training.config import REDUCED_MODEL, TrainConfig
-from training.data import MixtureSource, collate, split_config
-from training.system import SeparationSystem
-from training.train import face_stream_for, train
+from training.config import TrainConfig
+from training.train import train
 
 TINY = {
     "audio_channels": 4,
@@ -99,54 +95,4 @@ def test_a_different_resume_position_would_change_the_weights(corpus, tmp_path) 
     assert any(not torch.equal(wa[k], wb[k]) for k in wa)
 
 
-LEARN_MODEL = REDUCED_MODEL  # the widths the demo and the benchmark use too
-MARGIN_DB = 6.0
-"""The trained model must beat the untrained one by at least this SI-SDRi on held-out mixtures."""
-
-
-def _heldout_si_sdri(system: SeparationSystem, cfg: TrainConfig, corpus: Path) -> float:
-    """Mean SI-SDRi (dB) over 24 test-split mixtures of the held-out utterances."""
-    stream = face_stream_for(cfg)
-    source = MixtureSource([str(corpus)], split_config(cfg.data.mixing, Split.TEST, stream))
-    batch = collate([source.item(0, i) for i in range(24)], stream)
-    estimates = system.eval().separate(batch)
-    return metrics.si_sdr_improvement(estimates, batch.sources, batch.mixture).mean().item()
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", ["audio_only", "audio_visual"])
-def test_models_learn_to_separate_held_out_real_speech(corpus, tmp_path, kind) -> None:
-    """2 real speakers (CMU ARCTIC aew, axb), clean 1 s mixtures at -5..5 dB SIR, 150 steps of 8."""
-    cfg = config_from_dict(
-        TrainConfig,
-        {
-            "out_dir": str(tmp_path / kind),
-            "seed": 0,
-            "model": {"kind": kind, **LEARN_MODEL},
-            "loss": {"kind": "neg_sisdr"},
-            "optim": {"lr": 2e-3},
-            "data": {
-                "corpora": [str(corpus)],
-                "mixing": {"task": "2s_clean", "duration_s": 1.0},
-                "batch_size": 8,
-                "num_workers": 0,
-                "items_per_epoch": 800,
-                "val_items": 0,
-            },
-            "trainer": {
-                "max_steps": 150,
-                "checkpoint_every_n_steps": 1000,
-                "val_every_n_steps": 1000,
-                "accelerator": "cpu",
-                "log_every_n_steps": 25,
-            },
-        },
-    )
-    untrained = SeparationSystem.from_configs(cfg.model, cfg.loss, cfg.optim)
-    before = _heldout_si_sdri(untrained, cfg, corpus)
-    result = train(cfg, resume=None)
-    assert result.last_checkpoint is not None
-    trained = SeparationSystem.load_from_checkpoint(result.last_checkpoint, map_location="cpu")
-    after = _heldout_si_sdri(trained, cfg, corpus)
-    assert after > 0.0, f"held-out SI-SDRi {after:.2f} dB (untrained {before:.2f} dB)"
-    assert after - before > MARGIN_DB
+# Learning on real speech with held-out speakers, against baselines: tests/training/test_learning.py.
