@@ -13,12 +13,10 @@ from pathlib import Path
 
 import typer
 
+from avforge.cli_errors import fail as _fail
+from avforge.cli_errors import reported_errors
+
 INTERRUPTED = "interrupted; rerun the same command to resume"
-
-
-def _fail(message: str) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code=2)
 
 
 def register(app: typer.Typer) -> None:
@@ -90,13 +88,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Write an HTML report with plots of a curated corpus."""
         from curation.report import write_report
-        from manifests.io import ManifestError
+        from manifests.io import require_corpus
 
-        try:
-            path = write_report(corpus, out)
-        except ManifestError as exc:
-            _fail(str(exc))
-            return
+        with reported_errors():
+            path = write_report(require_corpus(corpus), out)
         typer.echo(str(path))
 
     @app.command("split")

@@ -104,6 +104,20 @@ def test_report_cli_and_empty_corpus(corpus, tmp_path):
     assert "No candidate segments yet" in (empty / "report.html").read_text()
 
 
+def test_report_cli_errors_are_one_line_and_exit_2(corpus, tmp_path):
+    runner = CliRunner()
+    missing = tmp_path / "no-such-corpus"
+    result = runner.invoke(app, ["report", str(missing)])
+    assert result.exit_code == 2 and not (missing / "report.html").exists()
+    assert result.output.strip() == f"error: {missing}: no such corpus folder"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = runner.invoke(app, ["report", str(corpus), "--out", str(blocker / "r.html")])
+    assert result.exit_code == 2, result.output  # an OSError writing the page: no traceback
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+
+
 def test_calibrate_snr_cli_writes_the_figure_and_table(tmp_path):
     result = CliRunner().invoke(
         app, ["calibrate-snr", "--out", str(tmp_path / "cal"), "--mixtures-per-bin", "1"]
