@@ -30,18 +30,13 @@ from curation.config import CurateConfig, load_curate_config
 from curation.pipeline import curate
 from curation.snr import DenoiserSnrEstimator, SnrConfig, SnrEstimatorKind, make_estimator
 from curation.sources import scan_folder
+from tests.helpers.training_corpus import TINY_AUDIO
 from training.denoiser import DenoiserError, ModelDenoiser, load_denoiser
 from training.models import AudioOnlySeparator, AudioVisualSeparator, save_model
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "audio"
 ASSETS = calibrate.ASSETS_DIR
-TINY = {
-    "audio_channels": 4,
-    "audio_out_channels": 2,
-    "audio_layers": 4,
-    "lstm_hidden": 8,
-    "fc_dim": 8,
-}
+TINY = TINY_AUDIO
 TARGET = "8629-261139-0000.flac"
 """The held-out talker of the known-answer test (never seen in training)."""
 

@@ -35,6 +35,17 @@ from tests.helpers.corpus import (
     synthetic_lip_features,
 )
 
+TINY_AUDIO = {
+    "audio_channels": 4,
+    "audio_out_channels": 2,
+    "audio_layers": 4,
+    "lstm_hidden": 8,
+    "fc_dim": 8,
+}
+"""Widths of the smallest audio stream the training tests use (``ModelConfig`` keys): seconds of CPU."""
+TINY_AV = {**TINY_AUDIO, "visual_channels": 8, "visual_layers": 2, "crop_feature_dim": 8}
+"""The same with a small visual stream."""
+
 UTTERANCES: dict[str, tuple[str, ...]] = {
     "aew": (
         "cmu_arctic_us_aew_a0001.wav",

@@ -20,19 +20,13 @@ from manifests import ClipRecord, MediaReader, MediaRecord, SourceKind, SourceRe
 from manifests.io import shard_path
 from manifests.schema import Split
 from mixing.config import FaceStream
-from tests.helpers.training_corpus import build_two_speaker_corpus
+from tests.helpers.training_corpus import TINY_AUDIO, build_two_speaker_corpus
 from training.config import TrainConfig
 from training.data import DataError, MixtureSource, split_config
 from training.datamodule import SeparationDataModule
 from training.train import train
 
-TINY = {
-    "audio_channels": 4,
-    "audio_out_channels": 2,
-    "audio_layers": 4,
-    "lstm_hidden": 8,
-    "fc_dim": 8,
-}
+TINY = TINY_AUDIO
 EXTRA = "extra-00000"
 
 

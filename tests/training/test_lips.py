@@ -22,7 +22,7 @@ from mixing.config import FaceStream, MixingConfig, RenderConfig
 from mixing.errors import MixingError
 from mixing.render import MixtureRenderer
 from tests.helpers.corpus import LIP_DIM
-from tests.helpers.training_corpus import build_two_speaker_corpus
+from tests.helpers.training_corpus import TINY_AUDIO, build_two_speaker_corpus
 from training.config import ModelConfig, TrainConfig
 from training.data import DataError, MixtureSource, MixtureStream, split_config
 from training.datamodule import SeparationDataModule
@@ -31,14 +31,7 @@ from training.models.streams import LipStream
 from training.system import SeparationSystem
 from training.train import face_stream_for, train
 
-TINY = {
-    "audio_channels": 4,
-    "audio_out_channels": 2,
-    "audio_layers": 4,
-    "lstm_hidden": 8,
-    "fc_dim": 8,
-    "visual_channels": 8,
-}
+TINY = {**TINY_AUDIO, "visual_channels": 8}
 MIXING = MixingConfig(task=MixTask.TWO_SPEAKERS, duration_s=0.8)  # 20 video frames
 FRAMES = 20
 

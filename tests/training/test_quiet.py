@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.helpers.training_corpus import build_two_speaker_corpus
+from tests.helpers.training_corpus import TINY_AUDIO, build_two_speaker_corpus
 
 AVFORGE = [sys.executable, "-c", "from avforge.cli import main; main()"]
 
@@ -19,14 +19,7 @@ def test_train_prints_only_its_summary(tmp_path: Path) -> None:
     cfg = {
         "out_dir": str(out),
         "seed": 3,
-        "model": {
-            "kind": "audio_only",
-            "audio_channels": 4,
-            "audio_out_channels": 2,
-            "audio_layers": 4,
-            "lstm_hidden": 8,
-            "fc_dim": 8,
-        },
+        "model": {"kind": "audio_only", **TINY_AUDIO},
         "data": {
             "corpora": [str(corpus)],
             "mixing": {"task": "2s_clean", "duration_s": 0.8},

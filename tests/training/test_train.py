@@ -8,20 +8,11 @@ import pytest
 import torch
 
 from avforge.config import config_from_dict, load_config
-from tests.helpers.training_corpus import build_two_speaker_corpus
+from tests.helpers.training_corpus import TINY_AV, build_two_speaker_corpus
 from training.config import TrainConfig
 from training.train import train
 
-TINY = {
-    "audio_channels": 4,
-    "audio_out_channels": 2,
-    "audio_layers": 4,
-    "lstm_hidden": 8,
-    "fc_dim": 8,
-    "visual_channels": 8,
-    "visual_layers": 2,
-    "crop_feature_dim": 8,
-}
+TINY = TINY_AV
 
 
 @pytest.fixture(scope="module")
