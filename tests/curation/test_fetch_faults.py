@@ -24,6 +24,7 @@ from curation.download import DownloadConfig, DownloadError, fetch, fetch_isolat
 from curation.sources import Source
 from curation.tasks import curate_task
 from manifests.schema import SourceError, SourceKind
+from tests.helpers.signals import sigint_default
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = DownloadConfig(retries=0, backoff_s=0.05, socket_timeout_s=20.0, source_timeout_s=30.0)
@@ -157,6 +158,7 @@ def _start_parent(url: str, out: Path, mode: str, timeout_s: float) -> subproces
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        preexec_fn=sigint_default,  # SIGINT acts even when this test run started with it ignored
     )
 
 

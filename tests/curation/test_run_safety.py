@@ -39,6 +39,7 @@ from manifests.schema import SourceError
 from tests.curation.test_faults import CFG, SYNC, fingerprint
 from tests.helpers.curation_http import serve_folder
 from tests.helpers.curation_videos import SYNTH_SPEAKER
+from tests.helpers.signals import sigint_default
 
 N_TALKS = 4
 AVFORGE = str(Path(sys.executable).with_name("avforge"))
@@ -117,7 +118,12 @@ def test_ctrl_c_then_rerun_equals_an_undisturbed_run(talks_url_list, undisturbed
     config, cluster = _config(tmp_path, n_workers=1)
     cmd = _command(talks_url_list, corpus, config, cluster)
     proc = subprocess.Popen(
-        cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        cmd,
+        start_new_session=True,
+        preexec_fn=sigint_default,  # SIGINT acts even when this test run started with it ignored
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None and not _done(corpus):
