@@ -620,8 +620,8 @@ def ytdlp_options(
     """The yt-dlp option dict (the one place yt-dlp arguments are built)."""
     from yt_dlp.utils import download_range_func
 
-    def backoff(n: int) -> float:
-        return min(cfg.backoff_max_s, cfg.backoff_s * 2.0 ** max(0, n - 1))
+    def backoff(n: int) -> float:  # yt-dlp's own retries back off like ours (one formula)
+        return transient_backoff_s(cfg, n)
 
     opts: dict[str, Any] = {
         "format": format_selector(cfg.max_height),
