@@ -39,6 +39,7 @@ import enum
 import json
 import math
 import numbers
+import re
 import types
 import typing
 from collections.abc import Iterable, Mapping
@@ -358,13 +359,29 @@ def config_to_dict(cfg: object) -> dict[str, Any]:
     return plain(cfg)
 
 
+_URL_PASSWORD = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:\s]*:)[^/?#@\s]*@")
+"""``scheme://user:PASSWORD@`` at the start of a string value (a proxy or storage URL)."""
+
+
+def redact_secrets(value: Any) -> Any:
+    """``value`` (plain config data) with the password of every ``scheme://user:password@host`` URL
+    replaced by ``***``: what is written next to outputs must not carry credentials."""
+    if isinstance(value, dict):
+        return {k: redact_secrets(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_secrets(v) for v in value]
+    if isinstance(value, str):
+        return _URL_PASSWORD.sub(r"\1***@", value)
+    return value
+
+
 def config_to_yaml(cfg: object) -> str:
-    """The resolved config as YAML text (every field, defaults included)."""
-    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False)
+    """The resolved config as YAML text (every field, defaults included; passwords in URLs redacted)."""
+    return yaml.safe_dump(redact_secrets(config_to_dict(cfg)), sort_keys=False)
 
 
 def write_resolved_config(cfg: object, path: str) -> None:
-    """Write ``cfg`` as YAML to ``path`` (any fsspec URL) atomically."""
+    """Write ``cfg`` as YAML to ``path`` (any fsspec URL) atomically (passwords in URLs redacted)."""
     from manifests.io import atomic_write_bytes
 
     atomic_write_bytes(path, config_to_yaml(cfg).encode())

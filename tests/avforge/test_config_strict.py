@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from avforge.cli import app
 from avforge.cluster import ClusterConfig, load_cluster_config
-from avforge.config import ConfigError, config_to_yaml, load_config
+from avforge.config import ConfigError, config_to_yaml, load_config, write_resolved_config
 from curation.config import CurateConfig, load_curate_config
 from curation.snr import SnrConfig
 from mixing.config import MixingConfig
@@ -257,3 +257,17 @@ def test_train_with_a_duplicate_key_is_one_error_line(tmp_path):
 def test_defaults_still_load():
     assert load_curate_config(None) == CurateConfig()
     assert load_cluster_config(None) == ClusterConfig()
+
+
+def test_the_resolved_config_written_next_to_outputs_carries_no_proxy_password(tmp_path):
+    from curation.config import CurateConfig
+    from curation.download import DownloadConfig
+
+    proxy = "http://bob:hunter2@127.0.0.1:3128"
+    cfg = CurateConfig(download=DownloadConfig(proxy=proxy))
+    path = tmp_path / "config" / "curate.yaml"
+    write_resolved_config(cfg, str(path))
+    text = path.read_text()
+    assert "hunter2" not in text
+    assert "http://bob:***@127.0.0.1:3128" in text
+    assert cfg.download.proxy == proxy  # the run itself still uses the real one
