@@ -228,23 +228,33 @@ def test_the_fetch_process_is_reused_and_replaced_after_a_deadline_kill(
     assert len(fetch_process_ids()) == 1 and fetch_process_ids() != first
 
 
-def test_concurrent_threads_get_their_own_fetch_process(server, media_dir, tmp_path):
+def test_concurrent_threads_get_their_own_fetch_process(server, tmp_path):
+    """Three fetches in flight at once (all stalled on the server) are served by three different
+    fetch children; once they are over, the pool holds no more than that."""
     from curation.download import fetch_process_ids
 
-    results: dict[str, bytes] = {}
+    stall = fault_url(server.base_url, FaultKind.STALL, "talk.mp4")
+    slow = DownloadConfig(retries=0, socket_timeout_s=20.0, source_timeout_s=4.0)
+    reasons: dict[str, SourceError] = {}
 
     def one(stem: str) -> None:
-        got = fetch_isolated(server.url("talk.mp4"), str(tmp_path / stem), stem, FAST)
-        results[stem] = Path(got.path).read_bytes()
+        try:
+            fetch_isolated(stall, str(tmp_path / stem), stem, slow)
+        except DownloadError as exc:
+            reasons[stem] = exc.reason
 
     threads = [threading.Thread(target=one, args=(f"t{i}",)) for i in range(3)]
     for t in threads:
         t.start()
+    stalled = lambda: sum("/fault/stall/" in r.path for r in server.requests) >= 3  # noqa: E731
+    _wait_for(stalled)
+    in_flight = fetch_process_ids()
+    assert len(in_flight) == len(set(in_flight)) == 3 and all(_alive(p) for p in in_flight)
     for t in threads:
         t.join(60)
-    assert sorted(results) == ["t0", "t1", "t2"]
-    assert all(b == (media_dir / "talk.mp4").read_bytes() for b in results.values())
-    assert 1 <= len(fetch_process_ids()) <= 3
+    assert reasons == dict.fromkeys(("t0", "t1", "t2"), SourceError.TIMEOUT)
+    assert fetch_process_ids() == []  # each was killed at its deadline, none left behind
+    assert not any(_alive(p) for p in in_flight)
 
 
 # --------------------------------------------------------------------------- storage
