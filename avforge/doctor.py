@@ -28,9 +28,7 @@ Example::
 
 from __future__ import annotations
 
-import hashlib
 import importlib.resources
-import json
 import os
 import re
 import shutil
@@ -43,13 +41,15 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from curation import weights
+
 if TYPE_CHECKING:
     from curation.config import CurateConfig
     from curation.download import DownloadConfig
 
 OK, PROBLEM, NOTE = "ok", "problem", "note"
-MODELS_DIR = Path(str(importlib.resources.files("curation"))) / "models"
-CHECKSUMS = MODELS_DIR / "checksums.json"
+MODELS_DIR = weights.MODELS_DIR
+CHECKSUMS = weights.CHECKSUMS
 """The recorded sha256 of every bundled weight file (see the module doc)."""
 WEIGHT_SUFFIXES = frozenset({".model", ".onnx", ".pt", ".pth", ".bin", ".safetensors", ".ckpt"})
 SETUP_HINT = "run scripts/setup.sh (or: .venv/bin/python -m pip install -r requirements.lock)"
@@ -194,18 +194,9 @@ def check_cookies(cfg: DownloadConfig) -> Check | None:
 # ----------------------------------------------------------------------------- weights
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def recorded_checksums() -> dict[str, dict[str, str]]:
-    """``{"files": {path under curation/models: sha256}, "packages": {pkg: {resource: sha256}}}``."""
-    data = json.loads(CHECKSUMS.read_text(encoding="utf-8"))
-    return {"files": dict(data.get("files", {})), "packages": dict(data.get("packages", {}))}
+    """The recorded checksums (:func:`curation.weights.recorded_checksums` of :data:`CHECKSUMS`)."""
+    return weights.recorded_checksums(CHECKSUMS)
 
 
 def check_weights() -> list[Check]:
@@ -247,7 +238,7 @@ def _weight_check(name: str, path: Path, want: str, origin: str) -> Check:
         fix = f"restore {origin} from the avforge repository (git checkout -- {origin})"
     if not path.is_file():
         return Check(name, PROBLEM, f"missing ({path})", fix)
-    got = _sha256(path)
+    got = weights.file_sha256(path)
     if got != want:
         return Check(name, PROBLEM, f"sha256 {got[:12]}... is not the recorded {want[:12]}...", fix)
     return Check(name, OK, f"sha256 {want[:12]}... ({path.stat().st_size} bytes)")

@@ -20,8 +20,6 @@ and L2 norm per partial; the clip's embedding is the L2-normalised mean of its p
 
 from __future__ import annotations
 
-import hashlib
-import json
 import threading
 from functools import lru_cache
 from pathlib import Path
@@ -30,6 +28,8 @@ import numpy as np
 import torch
 from scipy.ndimage import binary_dilation
 from torch import nn
+
+from curation.weights import file_sha256, recorded_checksums
 
 SAMPLE_RATE = 16000
 N_FFT = 400
@@ -49,8 +49,6 @@ VAD_MAX_SILENCE = 6
 
 MODEL_DIR = Path(__file__).resolve().parent / "models" / "ge2e"
 WEIGHTS = MODEL_DIR / "encoder.pt"
-CHECKSUMS = MODEL_DIR.parent / "checksums.json"
-"""Where every shipped weight file's sha256 is recorded (one home; ``avforge doctor`` reads it too)."""
 INT16_MAX = 2**15 - 1
 
 
@@ -173,14 +171,6 @@ def partial_slices(n_samples: int) -> list[slice]:
     return slices
 
 
-def _recorded_sha256() -> str:
-    return str(json.loads(CHECKSUMS.read_text())["files"]["ge2e/encoder.pt"])
-
-
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 class VoiceEncoder:
     """The speaker encoder on CPU (thread-safe; one per process via :func:`load_voice_encoder`)."""
 
@@ -189,7 +179,11 @@ class VoiceEncoder:
             raise VoiceModelError(
                 f"speaker encoder weights not found: {weights} (reinstall avforge)"
             )
-        if check_sha256 and weights == WEIGHTS and _file_sha256(weights) != _recorded_sha256():
+        if (
+            check_sha256
+            and weights == WEIGHTS
+            and file_sha256(weights) != recorded_checksums()["files"]["ge2e/encoder.pt"]
+        ):
             raise VoiceModelError(
                 f"speaker encoder weights {weights} are altered (sha256 mismatch)"
             )
