@@ -43,6 +43,40 @@ TINY_AUDIO = {
     "fc_dim": 8,
 }
 """Widths of the smallest audio stream the training tests use (``ModelConfig`` keys): seconds of CPU."""
+
+
+def tiny_train_dict(
+    out: Path, corpus: Path, *, steps: int, data: dict | None = None, trainer: dict | None = None
+) -> dict:
+    """A ``TrainConfig`` mapping for a seconds-long CPU run of the tiny audio-only model on ``corpus``
+    (2-speaker 0.8 s mixtures, batches of 2, a checkpoint every step); ``data`` / ``trainer`` add or
+    override keys of those sections."""
+    return {
+        "out_dir": str(out),
+        "seed": 3,
+        "model": {"kind": "audio_only", **TINY_AUDIO},
+        "optim": {"lr": 1e-3},
+        "data": {
+            "corpora": [str(corpus)],
+            "mixing": {"task": "2s_clean", "duration_s": 0.8},
+            "batch_size": 2,
+            "num_workers": 0,
+            "items_per_epoch": 8,
+            "val_items": 2,
+            **(data or {}),
+        },
+        "trainer": {
+            "max_steps": steps,
+            "checkpoint_every_n_steps": 1,
+            "val_every_n_steps": 100,
+            "deterministic": True,
+            "accelerator": "cpu",
+            "log_every_n_steps": 1,
+            **(trainer or {}),
+        },
+    }
+
+
 TINY_AV = {**TINY_AUDIO, "visual_channels": 8, "visual_layers": 2, "crop_feature_dim": 8}
 """The same with a small visual stream."""
 

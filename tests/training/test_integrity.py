@@ -20,13 +20,12 @@ from manifests import ClipRecord, MediaReader, MediaRecord, SourceKind, SourceRe
 from manifests.io import shard_path
 from manifests.schema import Split
 from mixing.config import FaceStream
-from tests.helpers.training_corpus import TINY_AUDIO, build_two_speaker_corpus
+from tests.helpers.training_corpus import build_two_speaker_corpus, tiny_train_dict
 from training.config import TrainConfig
 from training.data import DataError, MixtureSource, split_config
 from training.datamodule import SeparationDataModule
 from training.train import train
 
-TINY = TINY_AUDIO
 EXTRA = "extra-00000"
 
 
@@ -72,32 +71,7 @@ def add_extra_clips(corpus: Path, shard: str = EXTRA) -> list[str]:
 
 
 def config(out: Path, corpus: Path, *, steps: int = 2, **data) -> TrainConfig:
-    return config_from_dict(
-        TrainConfig,
-        {
-            "out_dir": str(out),
-            "seed": 3,
-            "model": {"kind": "audio_only", **TINY},
-            "optim": {"lr": 1e-3},
-            "data": {
-                "corpora": [str(corpus)],
-                "mixing": {"task": "2s_clean", "duration_s": 0.8},
-                "batch_size": 2,
-                "num_workers": 0,
-                "items_per_epoch": 8,
-                "val_items": 2,
-                **data,
-            },
-            "trainer": {
-                "max_steps": steps,
-                "checkpoint_every_n_steps": 1,
-                "val_every_n_steps": 100,
-                "deterministic": True,
-                "accelerator": "cpu",
-                "log_every_n_steps": 1,
-            },
-        },
-    )
+    return config_from_dict(TrainConfig, tiny_train_dict(out, corpus, steps=steps, data=data))
 
 
 def truncate(path: Path) -> None:

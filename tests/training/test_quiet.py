@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.helpers.training_corpus import TINY_AUDIO, build_two_speaker_corpus
+from tests.helpers.training_corpus import build_two_speaker_corpus, tiny_train_dict
 
 AVFORGE = [sys.executable, "-c", "from avforge.cli import main; main()"]
 
@@ -16,25 +16,7 @@ AVFORGE = [sys.executable, "-c", "from avforge.cli import main; main()"]
 def test_train_prints_only_its_summary(tmp_path: Path) -> None:
     corpus = build_two_speaker_corpus(tmp_path / "corpus")
     out = tmp_path / "run"
-    cfg = {
-        "out_dir": str(out),
-        "seed": 3,
-        "model": {"kind": "audio_only", **TINY_AUDIO},
-        "data": {
-            "corpora": [str(corpus)],
-            "mixing": {"task": "2s_clean", "duration_s": 0.8},
-            "batch_size": 2,
-            "num_workers": 0,
-            "items_per_epoch": 8,
-            "val_items": 2,
-        },
-        "trainer": {
-            "max_steps": 2,
-            "val_every_n_steps": 2,
-            "accelerator": "cpu",
-            "log_every_n_steps": 1,
-        },
-    }
+    cfg = tiny_train_dict(out, corpus, steps=2, trainer={"val_every_n_steps": 2})
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(cfg))
     proc = subprocess.run(
         [*AVFORGE, "train", "--config", str(tmp_path / "train.yaml")],
