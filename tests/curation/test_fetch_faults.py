@@ -243,11 +243,14 @@ def test_concurrent_threads_get_their_own_fetch_process(server, tmp_path):
         except DownloadError as exc:
             reasons[stem] = exc.reason
 
+    def stalls() -> int:  # the server is shared by the module's tests: count from here on
+        return sum("/fault/stall/" in r.path for r in server.requests)
+
+    before = stalls()
     threads = [threading.Thread(target=one, args=(f"t{i}",)) for i in range(3)]
     for t in threads:
         t.start()
-    stalled = lambda: sum("/fault/stall/" in r.path for r in server.requests) >= 3  # noqa: E731
-    _wait_for(stalled)
+    _wait_for(lambda: stalls() >= before + 3)
     in_flight = fetch_process_ids()
     assert len(in_flight) == len(set(in_flight)) == 3 and all(_alive(p) for p in in_flight)
     for t in threads:
