@@ -369,13 +369,13 @@ def options_side_by_side(cfg: CurateConfig, kept: list[tuple[Any, ...]]) -> dict
     cpu = dict.fromkeys(scorers, 0.0)
     diffs = {k: {"frame": 0.0, "speaking": 0.0, "sync": 0.0, "flips": 0} for k in OPTIONS}
     frames = 0
-    for faces, mfcc, speech in kept:
+    for faces, mfcc, speech, energy in kept:
         frames += len(faces)
         got = {}
         for name, (scorer, ctx) in scorers.items():
             with ctx():
                 c0 = time.process_time()
-                got[name] = scorer.score(faces, mfcc, speech)
+                got[name] = scorer.score(faces, mfcc, speech, energy)
                 cpu[name] += time.process_time() - c0
         a = got["fp32"]
         for name, d in diffs.items():

@@ -315,6 +315,11 @@ class LRASD(nn.Module):
             )
         return self.model.detector(self.model.fusion(audio_emb, visual_emb))
 
+    def visual_scores(self, visual_emb: Tensor) -> Tensor:
+        """Visual embeddings (B, T, 128) -> the visual-only speaking logit (B, T) of the authors'
+        auxiliary ``lossV`` head (lip motion alone, no sound)."""
+        return self.lossV.FC(visual_emb)[..., 1]
+
     def logits(self, features: Tensor) -> Tensor:
         """Audio-visual features (B, T, 128) -> (not speaking, speaking) logits (B, T, 2)."""
         return self.lossAV.FC(features)

@@ -40,7 +40,7 @@ from curation.faces import FaceDetector, FrameDetections, embed_track
 from curation.lrasd import face_crops, mfcc_for_frames
 from curation.select import Candidate, WindowEvidence, decide, tracks_in_window
 from curation.snr import SnrEstimator
-from curation.speaker import ActiveSpeaker, SpeakerScores, pooled_sync
+from curation.speaker import ActiveSpeaker, SpeakerScores, frame_energy_db, pooled_sync
 from curation.tracking import TrackEstimate, apply_quality, face_quality, interpolate_track
 from curation.vad import SpeechActivity
 from manifests.media import FaceTrack
@@ -189,7 +189,8 @@ class WindowChecker:
         faces = face_crops(frames[: s.num_frames], local.boxes[: s.num_frames] / scale)
         mfcc = mfcc_for_frames(s.audio, s.num_frames, self.rate)
         speech = self.a.speech.mask(c.start_s, c.start_s + s.num_frames / fps, round(fps))
-        return self.speaker.score(faces, mfcc, speech)
+        energy = frame_energy_db(s.audio, s.num_frames, self.rate)
+        return self.speaker.score(faces, mfcc, speech, energy)
 
     def audio(self, start_s: float, num_samples: int) -> np.ndarray:
         first = round(start_s * self.rate)

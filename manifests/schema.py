@@ -228,9 +228,11 @@ class SegmentRecord:
     """Active-speaker score (LR-ASD class-1 logit, > 0 speaking): the window's mean over its speech
     frames, when measured."""
     sync_score: float | None = None
-    """Sync confidence: how sharply the face's speaking score peaks at the sound's own alignment (the
-    score at zero audio offset against offsets of 0.32-1.6 s, in standard deviations of the latter,
-    pooled with neighbouring windows of the face track; curation.speaker), when measured."""
+    """Sync confidence, when measured (curation.speaker): how sharply the face's speaking score
+    peaks at the sound's own alignment (the score at zero audio offset against offsets of 0.32-1.6 s,
+    in standard deviations of the latter) plus ``speaker.lip_energy_weight`` times the correlation of
+    the lips' visual-only speaking score with the sound's loudness, both pooled with neighbouring
+    windows of the face track."""
     sync_offset_s: Seconds | None = None
     """Audio delay (s, positive when the sound lags the lips) at which the speaking score peaks
     (within ±1.6 s)."""

@@ -1,19 +1,26 @@
 """The active-speaker stage (curation.speaker) on real data: the first 4 s of a real talk (the LR-ASD
-known-answer file: the authors' face crops and MFCCs of hdtf_katie_hill), and its pure helpers."""
+known-answer file: the authors' face crops and MFCCs of hdtf_katie_hill, with the talk's own sound
+decoded from the bundled clip), and its pure helpers."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from avforge import variants
 from avforge.config import ConfigError
+from curation.decode import decode_audio
+from curation.lrasd import mfcc_for_frames
 from curation.speaker import (
     ActiveSpeaker,
     SpeakerConfig,
     SpeakerScores,
     chunk_starts,
+    correlation,
+    frame_energy_db,
     pooled_sync,
     smooth,
     window_mfcc,
@@ -22,10 +29,16 @@ from curation.speaker import (
 REF = Path(__file__).resolve().parents[1] / "data" / "lr_asd" / "reference_katie_4s.npz"
 
 
+def _sound(talk: str) -> np.ndarray:
+    return decode_audio(str(variants.bundled_clip(talk).path), sample_rate_hz=16000)
+
+
 @pytest.fixture(scope="module")
 def katie():
     data = np.load(REF)
-    return data["faces_u8"], data["mfcc"].astype(np.float32)
+    faces = data["faces_u8"]
+    energy = frame_energy_db(_sound("hdtf_katie_hill"), len(faces))
+    return faces, data["mfcc"].astype(np.float32), energy
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +47,10 @@ def speaker():
 
 
 def test_a_real_talk_with_its_own_sound_is_speaking_and_in_sync(katie, speaker):
-    faces, mfcc = katie
-    out = speaker.score(faces, mfcc, np.ones(len(faces), bool))
+    faces, mfcc, energy = katie
+    out = speaker.score(faces, mfcc, np.ones(len(faces), bool), energy)
     assert out.frame_scores.shape == (100,) and out.lip_features.shape == (100, 128)
+    assert out.lip_activity is not None and out.lip_activity.shape == (100,)
     assert out.speaking_score > 1.0  # the model's boundary is 0; real talks score ~2-3
     # Its score at the sound's own alignment stands above the off-sync grid (4 s alone is weak
     # evidence; curation pools neighbouring windows: test_pooling_...).
@@ -55,6 +69,7 @@ def test_pooling_takes_the_contrast_of_the_frame_weighted_mean_curve():
         by = {k: (peak if k == 0 else float(k % 3)) for k in offsets}
         return SpeakerScores(np.zeros(1), np.zeros((1, 128)), 0.0, 0.0, 0.0, by, frames)
 
+    # Without per-frame lip activity and energy the confidence is the offset contrast alone.
     windows = [fake(10.0, 100), fake(0.0, 300), fake(4.0, 100)]
     pooled = pooled_sync(windows, cfg)
     values = np.array([float(k % 3) for k in grid])
@@ -67,21 +82,85 @@ def test_pooling_takes_the_contrast_of_the_frame_weighted_mean_curve():
     assert alone[2][0] == pytest.approx((4.0 - values.mean()) / values.std())
 
 
+def test_pooling_correlates_lips_and_energy_over_the_joined_frames():
+    cfg = SpeakerConfig(context_windows=1, lip_energy_weight=2.0)
+    offsets = sorted({*cfg.near_frames, *cfg.far_frames})
+    flat = {k: float(k % 2) for k in offsets}
+
+    def fake(lips: list[float], energy: list[float]) -> SpeakerScores:
+        return SpeakerScores(
+            np.zeros(1), np.zeros((1, 128)), 0.0, 0.0, 0.0, flat, 10,
+            np.array(lips, np.float32), np.array(energy, np.float32),
+        )  # fmt: skip
+
+    # Each window alone: lips and energy constant inside it (correlation 0); joined, they rise
+    # together (correlation 1), so the pooled confidence is the contrast + 2 * 1.
+    windows = [fake([0, 0], [-60, -60]), fake([5, 5], [-20, -20])]
+    contrast = pooled_sync(windows, SpeakerConfig(context_windows=1, lip_energy_weight=0.0))
+    pooled = pooled_sync(windows, cfg)
+    assert pooled[0][0] == pytest.approx(contrast[0][0] + 2.0)
+    # Each window alone: constant series, correlation 0, the contrast alone.
+    alone = dataclasses.replace(cfg, context_windows=0)
+    no_lips = dataclasses.replace(alone, lip_energy_weight=0.0)
+    assert pooled_sync(windows, alone)[0][0] == pytest.approx(pooled_sync(windows, no_lips)[0][0])
+
+
+def test_real_lips_follow_their_own_sound_not_another_voice_or_a_shifted_one(katie, speaker):
+    """Known answers on a real talk: the lip-energy correlation of Katie Hill's first 4 s with her
+    own sound, with Ed Markey's speech (dubbed), and with her own sound 1 s late."""
+    faces, mfcc, energy = katie
+    ones = np.ones(len(faces), bool)
+    own = speaker.score(faces, mfcc, ones, energy)
+    lips = own.lip_activity
+    assert lips is not None
+    other = _sound("hdtf_ed_markey")[: 4 * 16000]
+    late = np.concatenate([np.zeros(16000, np.float32), _sound("hdtf_katie_hill")])
+    r_own = correlation(lips, energy)
+    r_dub = correlation(lips, frame_energy_db(other, len(faces)))
+    r_late = correlation(lips, frame_energy_db(late, len(faces)))
+    # Measured: own 0.24, dubbed -0.15, late -0.15 (one 4 s window: weak alone, pooled in curation).
+    assert r_own > 0.2, r_own
+    assert r_dub < 0.0 and r_late < 0.0, (r_dub, r_late)
+    # The window's confidence is the offset contrast plus the weighted correlation.
+    contrast = speaker.score(
+        faces, mfcc, ones, np.zeros(len(faces), np.float32)
+    ).sync_confidence  # constant energy: correlation 0
+    assert own.sync_confidence == pytest.approx(contrast + speaker.cfg.lip_energy_weight * r_own)
+    # The same lips, the dubbed voice's MFCCs and energy: a lower confidence.
+    dubbed = speaker.score(
+        faces, mfcc_for_frames(other, len(faces)), ones, frame_energy_db(other, len(faces))
+    )
+    assert dubbed.sync_confidence < own.sync_confidence - 2.0
+
+
+def test_frame_energy_and_correlation_known_answers():
+    t = np.arange(16000) / 16000
+    tone = (0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)  # power 0.125: -9.03 dB
+    e = frame_energy_db(tone, 30)  # 25 frames of tone, 5 frames past its end
+    assert e.shape == (30,) and e.dtype == np.float32
+    np.testing.assert_allclose(e[:25], 10 * np.log10(0.125), atol=0.01)
+    np.testing.assert_allclose(e[25:], -100.0, atol=0.01)
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    assert correlation(x, 2 * x + 1) == pytest.approx(1.0)
+    assert correlation(x, -x) == pytest.approx(-1.0)
+    assert correlation(x, np.ones(4)) == 0.0 and correlation(np.zeros(0), np.zeros(0)) == 0.0
+
+
 def test_a_still_face_over_real_speech_is_not_speaking(katie, speaker):
-    faces, mfcc = katie
+    faces, mfcc, energy = katie
     still = np.repeat(faces[10:11], len(faces), axis=0)
-    out = speaker.score(still, mfcc, np.ones(len(faces), bool))
+    out = speaker.score(still, mfcc, np.ones(len(faces), bool), energy)
     assert out.speaking_score < SpeakerConfig().min_speaking_score
 
 
 def test_speech_mask_selects_the_frames_that_are_averaged(katie, speaker):
-    faces, mfcc = katie
+    faces, mfcc, energy = katie
     mask = np.zeros(len(faces), bool)
     mask[20:60] = True
-    out = speaker.score(faces, mfcc, mask)
+    out = speaker.score(faces, mfcc, mask, energy)
     assert out.speaking_score == pytest.approx(float(out.frame_scores[20:60].mean()), abs=1e-5)
     # No speech at all: every frame counts (a speaking score is still defined).
-    none = speaker.score(faces, mfcc, np.zeros(len(faces), bool))
+    none = speaker.score(faces, mfcc, np.zeros(len(faces), bool), energy)
     assert none.speaking_score == pytest.approx(float(none.frame_scores.mean()), abs=1e-5)
 
 
@@ -128,7 +207,7 @@ def test_one_audio_pass_equals_encoding_each_rolled_window(katie, speaker):
 
     from curation.speaker import AUDIO_CONTEXT_FRAMES, circular_audio_embed
 
-    _, mfcc = katie
+    _, mfcc, _ = katie
     model = speaker.model
     offsets = [0, 3, -13, 38]
     got = circular_audio_embed(model, mfcc, offsets)
