@@ -300,7 +300,7 @@ def plot_scores(result: dict, path: Path, cfg: CurateConfig) -> None:
             axes[1],
             "sync_score",
             cfg.speaker.min_sync_confidence,
-            "sync confidence (z of zero offset vs 0.32-1.6 s)",
+            "sync confidence (offset contrast + weight x lip-energy correlation)",
         ),
     ):
         for y, kind in enumerate(kinds):
