@@ -49,7 +49,7 @@ NOT_RUNNABLE = {
     "docs/quickstart.md": "`make demo` takes minutes; tests/test_demo.py runs `avforge demo --quick`",
     "docs/interop.md": "its `example: cli` block runs in tests/interop/test_docs_examples.py; the rest needs LibriSpeech / MUSAN",
     "docs/mixing.md": "its commands need a corpus with clips; not marked by the mixing page yet",
-    "docs/speaker_calibration.md": "it curates 80 real videos (15 min); tests/curation/test_real_talks.py checks the same decisions on three talks",
+    "docs/speaker_calibration.md": "it curates 230 real videos (20 min) from talks not in the repo; tests/curation/test_real_talks.py and test_calibrate_sync.py check the same decisions on bundled talks",
 }
 
 
