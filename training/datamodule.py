@@ -49,6 +49,7 @@ from training.data import (
     checked_media_tables,
     collate,
     lip_features_error,
+    rendered_face_shape,
     split_config,
 )
 
@@ -170,6 +171,15 @@ class SeparationDataModule(pl.LightningDataModule):
         epoch = trainer.current_epoch
         done = trainer.global_step - epoch * self.steps_per_epoch(world)
         return epoch, max(0, done), trainer.global_rank, world
+
+    def crop_size_px(self) -> int | None:
+        """The face-crop size the training pool delivers (None unless the face stream is crops, or
+        before the pool is listed): recorded in the model package so ``separate`` crops alike."""
+        if self._source is None or self.face_stream != FaceStream.CROPS:
+            return None
+        shapes = {rendered_face_shape(r) for r in self._source.renderers}
+        sizes = {shape[0] for shape in shapes if shape is not None}
+        return sizes.pop() if len(sizes) == 1 else None
 
     def train_dataloader(self) -> DataLoader:
         epoch, start, rank, world = self._position()

@@ -184,6 +184,6 @@ def train(
     trainer.fit(system, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
     model_path = out / "model.pt"
     if trainer.is_global_zero:
-        save_model(system.model, model_path)
+        save_model(system.model, model_path, crop_size_px=datamodule.crop_size_px())
     last = out / "checkpoints" / "last.ckpt"
     return TrainResult(out, last if last.exists() else None, model_path, trainer.global_step, ckpt)

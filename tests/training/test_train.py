@@ -86,4 +86,15 @@ def test_a_different_resume_position_would_change_the_weights(corpus, tmp_path) 
     assert any(not torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_a_trained_crop_model_records_the_crop_size_it_was_trained_on(tmp_path) -> None:
+    """The corpus holds 20 px crops: the package says 20, so ``separate`` crops new videos at 20 px
+    (it used to fall back to 112)."""
+    from tests.helpers.training_corpus import build_two_speaker_corpus as build
+    from training.models import load_model
+
+    corpus = build(tmp_path / "corpus20", crop_size_px=20)
+    result = train(_config(tmp_path / "run", corpus, steps=1, workers=0, kind="audio_visual"))
+    assert load_model(result.model_path).input_contract.crop_size_px == 20
+
+
 # Learning on real speech with held-out speakers, against baselines: tests/training/test_learning.py.
