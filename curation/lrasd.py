@@ -482,6 +482,27 @@ def mfcc_for_frames(audio: np.ndarray, num_frames: int, sample_rate_hz: int = 16
     return np.ascontiguousarray(feat[:rows])
 
 
+VISUAL_CONTEXT_FRAMES = 16
+"""Frames on each side of a chunk that :func:`visual_embed_long` encodes and drops: more than the
+visual encoder's temporal receptive field (3 blocks of 5- and 3-frame temporal convs: 9 frames)."""
+
+
+@torch.inference_mode()
+def visual_embed_long(model: LRASD, faces: np.ndarray, chunk_frames: int = 250) -> Tensor:
+    """:meth:`LRASD.visual_embed` of a long face track (T, 112, 112) uint8 -> (T, 128), in chunks of
+    ``chunk_frames`` with :data:`VISUAL_CONTEXT_FRAMES` of context on each side, so memory stays
+    bounded (one pass over a 10-minute track would need tens of GB of activations) and the result
+    equals one pass."""
+    t = len(faces)
+    out = torch.zeros((t, EMBED_DIM))
+    for start in range(0, t, chunk_frames):
+        stop = min(t, start + chunk_frames)
+        lo, hi = max(0, start - VISUAL_CONTEXT_FRAMES), min(t, stop + VISUAL_CONTEXT_FRAMES)
+        part = torch.from_numpy(np.ascontiguousarray(faces[lo:hi]))[None]
+        out[start:stop] = model.visual_embed(part)[0, start - lo : stop - lo]
+    return out
+
+
 # --------------------------------------------------------------------------------------------- faces
 
 

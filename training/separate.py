@@ -9,11 +9,14 @@ Contract:
   window is separated, and the outputs are cross-faded with a Hann window and normalised by the
   summed weights. Audio-only outputs have no fixed order, so each window's outputs are permuted to
   best match the running estimate on the overlap first (correlation, exhaustive over n! orders).
-- :func:`separate_video`: decode a video's audio (ffmpeg), track its faces and crop them (curation's
-  detector) and write one WAV per chosen face. It raises :class:`SeparateError` for a video with no
-  audio, fewer faces than asked, a model that cannot take the chosen number of faces, or an AV model
-  that reads another visual input than face crops (embeddings, lip features: computing those from a
-  video is curation's job; :func:`separate_long` takes them when given).
+- :func:`separate_video`: decode a video's audio (ffmpeg), track its faces (curation's detector),
+  compute the face stream the model reads, and write one WAV per chosen face. Face crops are cut at
+  the crop size the model was trained on; lip features are curation's: LR-ASD's per-frame visual
+  embedding of its own 112 px grey crops of the track (the bundled ``ava`` weights, as
+  ``speaker.weights`` by default). It raises :class:`SeparateError` for a video with no audio, fewer
+  faces than asked, a model that cannot take the chosen number of faces, or an AV model that reads
+  face embeddings (computing those from a video is curation's job; :func:`separate_long` takes them
+  when given).
 
 Input contract: both check the input against the model's recorded
 :class:`training.models.serialize.InputContract` (sample rate, face stream kind, per-frame feature
@@ -146,9 +149,15 @@ def _reorder_like(previous: Tensor, current: Tensor, overlap: int) -> Tensor:
 
 
 def face_streams_of_video(
-    path: str, faces: Sequence[int] | None, n_faces: int, crop_size_px: int = 112, width: int = 640
+    path: str,
+    faces: Sequence[int] | None,
+    n_faces: int,
+    crop_size_px: int = 112,
+    width: int = 640,
+    stream: VisualInput = VisualInput.CROPS,
 ) -> tuple[Tensor, list[int]]:
-    """Face crops (len(faces), T_v, S, S, 3) uint8 at 25 fps of the chosen tracks of a video.
+    """The chosen tracks' face stream at 25 fps: crops (len(faces), T_v, S, S, 3) uint8, or with
+    ``stream`` lips, LR-ASD lip features (len(faces), T_v, 128) float32.
 
     Faces are detected on every frame (curation's offline CenterFace detector), linked into tracks
     (ids 0.. by start time, then left to right) and cropped. ``faces`` None takes the ``n_faces``
@@ -178,6 +187,8 @@ def face_streams_of_video(
         )
     n_frames = len(dets.times_s)
     fixed = [interpolate_track(tracks[f], 0.0, n_frames, FPS) for f in chosen]
+    if stream == VisualInput.LIPS:
+        return _lip_features(path, fixed, n_frames, width, scale, info), chosen
     out = np.zeros((len(chosen), n_frames, crop_size_px, crop_size_px, 3), np.uint8)
     first = 0
     for chunk in iter_video_frames(path, FPS, width, info=info):
@@ -187,6 +198,29 @@ def face_streams_of_video(
             out[j, first : first + k] = extract_crops(chunk.frames, part, scale, crop_size_px)
         first += k
     return torch.from_numpy(out), chosen
+
+
+def _lip_features(
+    path: str, tracks: list[FaceTrack], n_frames: int, width: int, scale: float, info: object
+) -> Tensor:
+    """Curation's lip features of each track: LR-ASD's 112 px grey crops of every frame, then its
+    visual embedding over the whole track (frames where the track is absent: zeros)."""
+    from curation.decode import iter_video_frames
+    from curation.lrasd import FACE_SIZE, face_crops, load_lrasd, visual_embed_long
+
+    grey = np.zeros((len(tracks), n_frames, FACE_SIZE, FACE_SIZE), np.uint8)
+    first = 0
+    for chunk in iter_video_frames(path, FPS, width, info=info):  # type: ignore[arg-type]
+        k = min(len(chunk.frames), n_frames - first)
+        for j, track in enumerate(tracks):
+            grey[j, first : first + k] = face_crops(
+                chunk.frames[:k], track.boxes[first : first + k] / scale
+            )
+        first += k
+    model = load_lrasd()
+    lips = torch.stack([visual_embed_long(model, g) for g in grey])
+    present = torch.from_numpy(np.stack([t.present[:n_frames] for t in tracks]))
+    return (lips * present[..., None]).float()
 
 
 def _slice_track(track: FaceTrack, start: int, stop: int) -> FaceTrack:
@@ -212,11 +246,11 @@ def separate_video(
 
     from curation.decode import MediaError, decode_audio
 
-    if isinstance(model, AudioVisualSeparator) and model.visual_input != VisualInput.CROPS:
+    if isinstance(model, AudioVisualSeparator) and model.visual_input == VisualInput.EMBEDDINGS:
         raise SeparateError(
-            f"the model reads {model.visual_input.value} per face; separate computes face crops "
-            "only (use a model trained with model.visual_input: crops, or separate_long with "
-            "precomputed features)"
+            "the model reads face embeddings; separate computes face crops and lip features "
+            "only (use a model trained with model.visual_input: crops or lips, or separate_long "
+            "with precomputed embeddings)"
         )
     try:
         audio = decode_audio(str(video), SAMPLE_RATE_HZ)
@@ -226,7 +260,9 @@ def separate_video(
     if crop_size_px is None:
         crop_size_px = contract_of(model).crop_size_px or 112
     if isinstance(model, AudioVisualSeparator):
-        streams, chosen = face_streams_of_video(str(video), faces, model.n_faces, crop_size_px)
+        streams, chosen = face_streams_of_video(
+            str(video), faces, model.n_faces, crop_size_px, stream=model.visual_input
+        )
         names = [f"face{f}" for f in chosen]
     out = separate_long(model, audio, streams, device=device)
     if not names:

@@ -315,3 +315,13 @@ def test_smooth_boxes_is_the_authors_median_filter():
     for n in (1, 2, 5, 7, 13, 30):
         steady = lrasd.smooth_boxes(np.tile([10.0, 20.0, 50.0, 80.0], (n, 1)))
         np.testing.assert_allclose(steady, np.tile([0.0, 20.0, 60.0, 80.0], (n, 1)))
+
+
+def test_long_tracks_are_embedded_in_chunks_equal_to_one_pass(ref):
+    model = lrasd.load_lrasd("ava")
+    faces = ref["faces_u8"]
+    with torch.inference_mode():
+        whole = model.visual_embed(torch.from_numpy(faces)[None])[0]
+    chunked = lrasd.visual_embed_long(model, faces, chunk_frames=30)
+    assert chunked.shape == (len(faces), 128)
+    torch.testing.assert_close(chunked, whole, atol=1e-4, rtol=1e-4)

@@ -45,3 +45,41 @@ def test_asking_for_a_face_the_video_does_not_have(two_face_video, tmp_path):
     )
     with pytest.raises(SeparateError, match=r"video has 2 track\(s\), asked for \[0, 5\]"):
         separate_video(model.eval(), two_face_video, tmp_path, faces=[0, 5], crop_size_px=32)
+
+
+def test_a_lip_feature_model_gets_curations_lip_features_of_a_real_talk(tmp_path):
+    """A real bundled talk, a model that reads lip features: separate computes them as curation
+    does (LR-ASD's embedding of its own crops of the track): per frame, the same features as the
+    curation pipeline's first window of that talk (cosine > 0.95), and one WAV the length of the
+    sound."""
+    import torch
+
+    from avforge import variants
+    from curation.calibrate_sync import record
+    from curation.lrasd import load_lrasd, visual_embed_long
+    from training.models import VisualInput
+    from training.separate import face_streams_of_video
+
+    video = variants.bundled_clip("hdtf_amy_klobuchar").path
+    lips, chosen = face_streams_of_video(str(video), None, 1, stream=VisualInput.LIPS)
+    assert chosen == [0] and lips.shape[0] == 1 and lips.shape[2] == 128
+    start_s, crops = record(video).windows[0]
+    assert start_s == 0.0
+    curated = visual_embed_long(load_lrasd(), crops)
+    ours = lips[0, : len(curated)]
+    cos = torch.nn.functional.cosine_similarity(ours, curated, dim=1)
+    assert cos.mean() > 0.95 and cos.min() > 0.8, (cos.mean(), cos.min())
+
+    model = AudioVisualSeparator(
+        n_faces=1, visual_input="lips", lip_dim=128, **TINY_AUDIO, **TINY_VISUAL
+    )
+    paths = separate_video(model.eval(), video, tmp_path)
+    signal, rate = soundfile.read(paths[0], dtype="float32")
+    assert [p.name for p in paths] == ["hdtf_amy_klobuchar.face0.wav"]
+    assert rate == 16000 and signal.shape == decode_audio(str(video), 16000).shape
+
+
+def test_a_face_embedding_model_is_refused_with_a_clear_error(two_face_video, tmp_path):
+    model = AudioVisualSeparator(n_faces=2, visual_input="embeddings", **TINY_AUDIO, **TINY_VISUAL)
+    with pytest.raises(SeparateError, match="reads face embeddings"):
+        separate_video(model.eval(), two_face_video, tmp_path)
