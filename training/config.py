@@ -39,6 +39,18 @@ class LossKind(enum.StrEnum):
     """Negative SI-SDR (dB) of the waveforms."""
 
 
+class VisualInputChoice(enum.StrEnum):
+    """``model.visual_input`` as configured: a :class:`VisualInput`, or ``auto``."""
+
+    AUTO = "auto"
+    """``lips`` when every clip of every training corpus has lip features (``has_lip_features``
+    in the clips manifest: curation stores them by default), else ``crops``. Resolved when training
+    starts; the resolved config and the model package record the choice."""
+    CROPS = VisualInput.CROPS.value
+    EMBEDDINGS = VisualInput.EMBEDDINGS.value
+    LIPS = VisualInput.LIPS.value
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The separator and its widths (defaults: the AVSpeech paper's model)."""
@@ -50,10 +62,12 @@ class ModelConfig:
     """One more output for the rest of the mixture (noise, or speakers without a face stream). Off by
     default, as in the paper: its 1-face model has one output, the speech of the face it is given,
     also on mixtures of more speakers. An audio-only model with fewer outputs than speakers needs it."""
-    visual_input: VisualInput = VisualInput.CROPS
-    """``crops`` (small CNN, works offline on any corpus), ``embeddings`` (ArcFace identity, when
-    stored) or ``lips`` (LR-ASD lip-motion features, when curation stored them: ``has_lip_features``
-    in the clips manifest; two temporal convs instead of the dilated visual stream)."""
+    visual_input: VisualInputChoice = VisualInputChoice.AUTO
+    """``auto`` (lips when every training clip has them, else crops), ``crops`` (small CNN, works
+    offline on any corpus), ``embeddings`` (ArcFace identity, when stored) or ``lips`` (LR-ASD
+    lip-motion features, when curation stored them: ``has_lip_features`` in the clips manifest; two
+    temporal convs instead of the dilated visual stream: per-frame lip timing, which the paper's
+    per-frame face features carry and 5-frame-held identity embeddings do not)."""
     embedding_dim: int = 512
     lip_dim: int = 128
     """Width of the stored lip features (LR-ASD's visual embedding: 128)."""

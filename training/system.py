@@ -58,7 +58,9 @@ def build_model(model: ModelConfig, loss: LossConfig | None = None) -> MaskSepar
     cmc_dim = loss.cmc_dim if cmc and loss is not None and loss.cmc_visual_projection else 0
     return AudioVisualSeparator(
         n_faces=model.n_sources,
-        visual_input=model.visual_input,
+        # ``auto`` is resolved against the corpora when training starts (train.resolve_visual_input);
+        # a model built without corpora takes crops, which work on any corpus.
+        visual_input="crops" if model.visual_input == "auto" else model.visual_input,
         embedding_dim=model.embedding_dim,
         lip_dim=model.lip_dim,
         crop_feature_dim=model.crop_feature_dim,

@@ -36,7 +36,7 @@ from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
 from avforge.config import config_to_dict, write_resolved_config
 from mixing.config import FaceStream
-from training.config import ModelKind, TrainConfig, TrainerConfig
+from training.config import ModelKind, TrainConfig, TrainerConfig, VisualInputChoice
 from training.datamodule import SeparationDataModule
 from training.models import VisualInput, save_model
 from training.system import SeparationSystem
@@ -51,6 +51,33 @@ class TrainResult:
     model_path: Path
     global_step: int
     resumed_from: Path | None
+
+
+def corpus_has_lip_features(corpus: str) -> bool:
+    """Whether ``corpus`` has clips and every clip has lip features (False when its clips manifest
+    cannot be read: the data module then reports why)."""
+    from manifests import read_clips
+    from manifests.io import ManifestError
+
+    try:
+        clips = read_clips(corpus)
+    except ManifestError:
+        return False
+    if clips.num_rows == 0 or "has_lip_features" not in clips.column_names:
+        return False
+    return bool(all(clips.column("has_lip_features").to_pylist()))
+
+
+def resolve_visual_input(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` with ``model.visual_input: auto`` made concrete: ``lips`` when every clip of every
+    training corpus has lip features, else ``crops`` (``VisualInputChoice.AUTO``)."""
+    if cfg.model.visual_input != VisualInputChoice.AUTO:
+        return cfg
+    lips = cfg.model.kind != ModelKind.AUDIO_ONLY and all(
+        corpus_has_lip_features(str(c)) for c in cfg.data.corpora
+    )
+    choice = VisualInputChoice.LIPS if lips else VisualInputChoice.CROPS
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, visual_input=choice))
 
 
 def face_stream_for(cfg: TrainConfig) -> FaceStream:
@@ -167,6 +194,7 @@ def train(
 
     ``allow_corpus_change``: resume even when the training pool differs from the checkpoint's (one
     warning) instead of stopping with :class:`training.data.DataError`."""
+    cfg = resolve_visual_input(cfg)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_resolved_config(cfg, str(out / "config" / "train.yaml"))

@@ -8,6 +8,7 @@ clip frames it holds. They must be the frames the face crops of the same recipe 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import shutil
 from pathlib import Path
@@ -227,9 +228,35 @@ def test_some_clips_without_lip_features_is_a_clear_error(corpus, plain_corpus, 
     MixtureSource([str(mixed)], split_config(MIXING, Split.TRAIN, FaceStream.CROPS))  # crops: fine
 
 
-def test_separate_video_refuses_a_lips_model_before_decoding(tmp_path) -> None:
+def test_separate_video_takes_a_lips_model_and_names_a_missing_video(tmp_path) -> None:
+    """A lips model is accepted (separate computes lip features: test_separate_video.py); a video
+    that is not there is one clear SeparateError."""
     from training.separate import SeparateError, separate_video
 
     model = AudioVisualSeparator(n_faces=1, visual_input="lips", **TINY)
-    with pytest.raises(SeparateError, match="reads lips per face"):
+    with pytest.raises(SeparateError, match="cannot decode audio"):
         separate_video(model, tmp_path / "missing.mp4", tmp_path / "out")
+
+
+def test_auto_visual_input_is_lips_exactly_when_every_training_clip_has_them(
+    corpus, plain_corpus, tmp_path
+) -> None:
+    from training.config import VisualInputChoice
+    from training.train import resolve_visual_input
+
+    def resolved(*corpora: Path, **model: object) -> str:
+        cfg = _config(tmp_path / "unused", corpora[0], visual_input="auto", **model)
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, corpora=list(corpora)))
+        return resolve_visual_input(cfg).model.visual_input.value
+
+    assert ModelConfig().visual_input == VisualInputChoice.AUTO  # the default
+    assert resolved(corpus) == "lips"
+    assert resolved(plain_corpus) == "crops"
+    assert resolved(corpus, plain_corpus) == "crops"  # one corpus without them: crops
+    assert resolved(tmp_path / "no_such_corpus") == "crops"  # the data module says why later
+    explicit = _config(tmp_path / "unused", corpus, visual_input="crops")
+    assert resolve_visual_input(explicit) is explicit
+    # A run with auto on a corpus with lip features trains a lips model and says so in its config.
+    result = train(_config(tmp_path / "run", corpus, visual_input="auto"), resume=None)
+    assert load_model(result.model_path).visual_input == VisualInput.LIPS
+    assert "visual_input: lips" in (tmp_path / "run" / "config" / "train.yaml").read_text()
