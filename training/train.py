@@ -68,16 +68,32 @@ def corpus_has_lip_features(corpus: str) -> bool:
     return bool(all(clips.column("has_lip_features").to_pylist()))
 
 
-def resolve_visual_input(cfg: TrainConfig) -> TrainConfig:
+def resolve_visual_input(cfg: TrainConfig, checkpoint: Path | None = None) -> TrainConfig:
     """``cfg`` with ``model.visual_input: auto`` made concrete: ``lips`` when every clip of every
-    training corpus has lip features, else ``crops`` (``VisualInputChoice.AUTO``)."""
+    training corpus has lip features, else ``crops`` (``VisualInputChoice.AUTO``). A resumed run
+    keeps the choice its ``checkpoint`` was trained with, whatever the corpora hold now."""
     if cfg.model.visual_input != VisualInputChoice.AUTO:
         return cfg
-    lips = cfg.model.kind != ModelKind.AUDIO_ONLY and all(
+    earlier = _checkpoint_visual_input(checkpoint) if checkpoint is not None else None
+    if earlier is not None:
+        choice = earlier
+    elif cfg.model.kind != ModelKind.AUDIO_ONLY and all(
         corpus_has_lip_features(str(c)) for c in cfg.data.corpora
-    )
-    choice = VisualInputChoice.LIPS if lips else VisualInputChoice.CROPS
+    ):
+        choice = VisualInputChoice.LIPS
+    else:
+        choice = VisualInputChoice.CROPS
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, visual_input=choice))
+
+
+def _checkpoint_visual_input(path: Path) -> VisualInputChoice | None:
+    """The resolved ``model.visual_input`` saved in a Lightning checkpoint's hyper-parameters."""
+    ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+    value = ckpt.get("hyper_parameters", {}).get("resolved_config", {}).get("model", {})
+    value = value.get("visual_input") if isinstance(value, dict) else None
+    if value in (VisualInputChoice.CROPS, VisualInputChoice.EMBEDDINGS, VisualInputChoice.LIPS):
+        return VisualInputChoice(value)
+    return None
 
 
 def face_stream_for(cfg: TrainConfig) -> FaceStream:
@@ -194,7 +210,7 @@ def train(
 
     ``allow_corpus_change``: resume even when the training pool differs from the checkpoint's (one
     warning) instead of stopping with :class:`training.data.DataError`."""
-    cfg = resolve_visual_input(cfg)
+    cfg = resolve_visual_input(cfg, find_resume_checkpoint(cfg, resume))
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_resolved_config(cfg, str(out / "config" / "train.yaml"))

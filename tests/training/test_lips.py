@@ -260,3 +260,10 @@ def test_auto_visual_input_is_lips_exactly_when_every_training_clip_has_them(
     result = train(_config(tmp_path / "run", corpus, visual_input="auto"), resume=None)
     assert load_model(result.model_path).visual_input == VisualInput.LIPS
     assert "visual_input: lips" in (tmp_path / "run" / "config" / "train.yaml").read_text()
+    # Resumed on corpora without lip features: the run keeps its checkpoint's lips (it does not
+    # switch to crops under a lips checkpoint) and the loader says what is missing.
+    more = _config(tmp_path / "run", plain_corpus, visual_input="auto")
+    more = dataclasses.replace(more, trainer=dataclasses.replace(more.trainer, max_steps=2))
+    assert resolve_visual_input(more, result.last_checkpoint).model.visual_input == "lips"
+    with pytest.raises(DataError, match="lips needs lip features"):
+        train(more, allow_corpus_change=True)
