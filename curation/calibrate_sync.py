@@ -25,7 +25,6 @@ Run: ``python -m curation.calibrate_sync TALK.mp4 ... --out DIR`` (docs/speaker_
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import tempfile
 from collections.abc import Sequence
@@ -36,7 +35,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from avforge.variants import delay, fit_length
+from avforge.variants import AUDIO_RATE_HZ, FPS, delay, fit_length
 from curation.calibrate_speaker import auc, open_config
 from curation.config import CurateConfig
 from curation.decode import decode_audio
@@ -50,14 +49,13 @@ from curation.speaker import (
     SpeakerConfig,
     SpeakerScores,
     frame_energy_db,
-    pooled_sync,
+    pooled_components,
 )
 from curation.vad import detect_speech
 from curation.windows import WindowChecker, _Survivor
 from manifests.media import FaceTrack
 
-RATE = 16000
-FPS = 25
+RATE = AUDIO_RATE_HZ
 SHIFTS_S = (-1.0, -0.5, 0.5, 1.0)
 
 
@@ -116,8 +114,6 @@ def score_cases(
     talks: Sequence[Talk], speaker: ActiveSpeaker, show_progress: bool = True
 ) -> list[dict]:
     """One row per (face talk, case, window): the offset contrast and the lip-energy correlation."""
-    contrast_cfg = dataclasses.replace(speaker.cfg, lip_energy_weight=0.0)
-    unit_cfg = dataclasses.replace(speaker.cfg, lip_energy_weight=1.0)
     rows: list[dict] = []
     jobs = [(t, key, sound) for t in talks for key, sound in _case_sounds(t, talks).items()]
     bar = tqdm(total=len(jobs), unit="case", disable=not show_progress, dynamic_ncols=True)
@@ -134,9 +130,8 @@ def score_cases(
                     faces, mfcc_for_frames(seg, t, RATE), mask, frame_energy_db(seg, t, RATE)
                 )
             )
-        contrast = pooled_sync(scores, contrast_cfg)
-        combined = pooled_sync(scores, unit_cfg)
-        for (start_s, _), (c, off), (u, _) in zip(talk.windows, contrast, combined, strict=True):
+        components = pooled_components(scores, speaker.cfg)
+        for (start_s, _), (c, r, off) in zip(talk.windows, components, strict=True):
             rows.append(
                 {
                     "talk": talk.name,
@@ -144,7 +139,7 @@ def score_cases(
                     "sound": source,
                     "start_s": start_s,
                     "contrast": round(c, 4),
-                    "correlation": round(u - c, 4),
+                    "correlation": round(r, 4),
                     "offset_s": off,
                 }
             )

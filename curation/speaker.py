@@ -54,6 +54,7 @@ import torch
 
 from avforge.config import ConfigError, check_range
 from curation.lrasd import LRASD, load_lrasd
+from curation.snr import frame_powers
 
 FPS = 25.0
 MFCC_PER_FRAME = 4
@@ -241,7 +242,9 @@ class ActiveSpeaker:
         means = frame[:, mask].mean(axis=1)
         by_offset = {k: float(m) for k, m in zip(offsets, means, strict=True)}
         lips = self.model.visual_scores(video)[0].numpy().astype(np.float32)
-        energy = _fit(np.asarray(energy_db, np.float32), t)
+        energy = np.asarray(energy_db, np.float32)
+        if energy.shape != (t,):
+            raise ValueError(f"energy_db must have one value per frame ({t},), got {energy.shape}")
         confidence, offset_s = sync_measure(by_offset, far)
         confidence += cfg.lip_energy_weight * correlation(lips, energy)
         return SpeakerScores(
@@ -257,22 +260,14 @@ class ActiveSpeaker:
         )
 
 
-def _fit(x: np.ndarray, n: int) -> np.ndarray:
-    """``x`` trimmed to ``n`` values, or padded by repeating its last one."""
-    if len(x) >= n:
-        return x[:n]
-    return np.pad(x, (0, n - len(x)), mode="edge") if len(x) else np.zeros(n, x.dtype)
-
-
 def frame_energy_db(audio: np.ndarray, num_frames: int, sample_rate_hz: int = 16000) -> np.ndarray:
     """The sound's log energy (dB re full scale) in each of ``num_frames`` video frames at 25 fps
     (float32, (num_frames,)); samples missing at the end count as silence."""
     hop = round(sample_rate_hz / FPS)
-    x = np.zeros(num_frames * hop, np.float64)
-    a = np.asarray(audio, np.float64)[: len(x)]
+    x = np.zeros(num_frames * hop, np.float32)
+    a = np.asarray(audio, np.float32)[: len(x)]
     x[: len(a)] = a
-    power = (x.reshape(num_frames, hop) ** 2).mean(axis=1)
-    return (10.0 * np.log10(power + 1e-10)).astype(np.float32)
+    return (10.0 * np.log10(frame_powers(x, hop) + 1e-10)).astype(np.float32)
 
 
 def correlation(x: np.ndarray, y: np.ndarray) -> float:
@@ -317,11 +312,13 @@ def sync_measure(by_offset: dict[int, float], grid: list[int]) -> tuple[float, f
     return (by_offset[0] - float(values.mean())) / spread, best / FPS
 
 
-def pooled_sync(scores: list[SpeakerScores], cfg: SpeakerConfig) -> list[tuple[float, float]]:
-    """Sync confidence and offset of each window from its own and its ``context_windows``
-    neighbours' scores on each side (windows of one span: the same face track, consecutive): the
-    offset scores weighted by their speech frames, the lip-energy correlation over their frames
-    joined (see the module docstring)."""
+def pooled_components(
+    scores: list[SpeakerScores], cfg: SpeakerConfig
+) -> list[tuple[float, float, float]]:
+    """(offset contrast, lip-energy correlation, sync offset in s) of each window from its own and
+    its ``context_windows`` neighbours' scores on each side (windows of one span: the same face
+    track, consecutive): the offset scores weighted by their speech frames, the correlation over
+    their frames joined (0 when a window has no per-frame series)."""
     out = []
     for i in range(len(scores)):
         near = scores[max(0, i - cfg.context_windows) : i + cfg.context_windows + 1]
@@ -330,12 +327,18 @@ def pooled_sync(scores: list[SpeakerScores], cfg: SpeakerConfig) -> list[tuple[f
             k: sum(s.offset_scores[k] * max(1, s.speech_frames) for s in near) / weight
             for k in scores[i].offset_scores
         }
-        confidence, offset_s = sync_measure(pooled, cfg.far_frames)
-        lips = [s.lip_activity for s in near if s.lip_activity is not None]
-        energy = [s.energy_db for s in near if s.energy_db is not None]
-        if lips and len(lips) == len(energy) == len(near):
-            confidence += cfg.lip_energy_weight * correlation(
-                np.concatenate(lips), np.concatenate(energy)
+        contrast, offset_s = sync_measure(pooled, cfg.far_frames)
+        r = 0.0
+        if all(s.lip_activity is not None and s.energy_db is not None for s in near):
+            r = correlation(
+                np.concatenate([s.lip_activity for s in near]),  # type: ignore[misc]
+                np.concatenate([s.energy_db for s in near]),  # type: ignore[misc]
             )
-        out.append((confidence, offset_s))
+        out.append((contrast, r, offset_s))
     return out
+
+
+def pooled_sync(scores: list[SpeakerScores], cfg: SpeakerConfig) -> list[tuple[float, float]]:
+    """Sync confidence (offset contrast + ``lip_energy_weight`` x correlation) and offset of each
+    window, pooled with its neighbours (:func:`pooled_components`; see the module docstring)."""
+    return [(c + cfg.lip_energy_weight * r, off) for c, r, off in pooled_components(scores, cfg)]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -36,6 +37,9 @@ from torch import Tensor
 from manifests.media import FaceTrack
 from training.models import AudioVisualSeparator, MaskSeparator, VisualInput
 from training.models.serialize import InputMismatchError, check_input, contract_of
+
+if TYPE_CHECKING:
+    from curation.probe import MediaInfo
 
 SAMPLE_RATE_HZ = 16000
 FPS = 25
@@ -201,7 +205,7 @@ def face_streams_of_video(
 
 
 def _lip_features(
-    path: str, tracks: list[FaceTrack], n_frames: int, width: int, scale: float, info: object
+    path: str, tracks: list[FaceTrack], n_frames: int, width: int, scale: float, info: MediaInfo
 ) -> Tensor:
     """Curation's lip features of each track: LR-ASD's 112 px grey crops of every frame, then its
     visual embedding over the whole track (frames where the track is absent: zeros)."""
@@ -210,7 +214,7 @@ def _lip_features(
 
     grey = np.zeros((len(tracks), n_frames, FACE_SIZE, FACE_SIZE), np.uint8)
     first = 0
-    for chunk in iter_video_frames(path, FPS, width, info=info):  # type: ignore[arg-type]
+    for chunk in iter_video_frames(path, FPS, width, info=info):
         k = min(len(chunk.frames), n_frames - first)
         for j, track in enumerate(tracks):
             grey[j, first : first + k] = face_crops(

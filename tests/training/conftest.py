@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from tests.helpers.training_corpus import TINY_AUDIO  # noqa: F401  (re-exported: tests import it from here)
+
 
 @pytest.fixture(autouse=True)
 def deterministic_rng() -> None:
@@ -17,12 +19,6 @@ def deterministic_rng() -> None:
     torch.manual_seed(0)
 
 
-# Constructor arguments of a reduced-width model: the paper's structure at test speed.
-TINY_AUDIO = {
-    "audio_channels": 4,
-    "audio_out_channels": 2,
-    "audio_layers": 4,
-    "lstm_hidden": 8,
-    "fc_dim": 8,
-}
+# Constructor arguments of a reduced-width model: the paper's structure at test speed (the audio
+# widths have one home: tests.helpers.training_corpus).
 TINY_VISUAL = {"visual_channels": 8, "visual_layers": 3}
