@@ -67,6 +67,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+import curation.music  # noqa: E402
 import curation.process  # noqa: E402
 import curation.speaker  # noqa: E402
 import curation.windows  # noqa: E402
@@ -297,6 +298,7 @@ def timed_stages(detector: FaceDetector, keep_frames: int) -> Iterator[dict[str,
             "asd_backend",
             "detector",
             "detection_pass",
+            "music",
         )
     }
     patched: list[tuple[Any, str, Callable[..., Any]]] = [
@@ -315,6 +317,11 @@ def timed_stages(detector: FaceDetector, keep_frames: int) -> Iterator[dict[str,
         (LRASD, "backend", lambda fn: timing(stages["asd_backend"], fn)),
         (type(detector), "detect", lambda fn: timing(stages["detector"], fn, lambda a: 1)),
         (curation.process, "detect_faces", lambda fn: timing(stages["detection_pass"], fn)),
+        (
+            curation.music.MusicDetector,
+            "score",
+            lambda fn: timing(stages["music"], fn, lambda a: len(a[1])),
+        ),
     ]
     originals = [getattr(owner, name) for owner, name, _wrap in patched]
     for (owner, name, wrap), fn in zip(patched, originals, strict=True):
@@ -424,6 +431,8 @@ def run(input_kind: str, duration_s: float, workdir: Path, asd_sample_s: float) 
     asd, net, visual = stages["asd"], stages["asd_network"], stages["asd_visual"]
     audio, backend = stages["asd_audio"], stages["asd_backend"]
     det, det_pass = stages["detector"], stages["detection_pass"]
+    music = stages["music"]
+    music_s = music.frames / cfg.decode.sample_rate_hz  # samples scored -> seconds
     asd_s = asd.frames / FPS
     other_cpu = cur.cpu - asd.cpu
     budget = min(media_s / TARGET_RTF, TARGET_FLOOR_RATIO * floor.cpu)
@@ -476,6 +485,12 @@ def run(input_kind: str, duration_s: float, workdir: Path, asd_sample_s: float) 
         "detector_share_of_curation_cpu": det.cpu / cur.cpu,
         "detection_pass_in_process_cpu_s": det_pass.cpu,
         "detection_pass_share_of_curation_cpu": det_pass.cpu / cur.cpu,
+        # the music check (YAMNet on every window whose SNR was measured)
+        "music_windows": music.calls,
+        "music_seconds": music_s,
+        "music_cpu_s": music.cpu,
+        "music_cpu_per_s": music.cpu / music_s if music_s else 0.0,
+        "music_share_of_curation_cpu": music.cpu / cur.cpu,
         # what is left without the active-speaker stage, and what the stage may cost to meet both
         "without_asd_cpu_s": other_cpu,
         "without_asd_rtf_per_core_cpu": media_s / other_cpu,
@@ -545,6 +560,9 @@ def markdown(r: dict[str, Any]) -> str:
         f"| detection pass in-process (detector + appearance + histograms + frame reads) | "
         f"{r['detection_pass_in_process_cpu_s']:.1f} | "
         f"{100 * r['detection_pass_share_of_curation_cpu']:.0f} % | |",
+        f"| music check (YAMNet, {r['music_windows']} windows, {r['music_seconds']:.0f} s) | "
+        f"{r['music_cpu_s']:.1f} | {100 * r['music_share_of_curation_cpu']:.0f} % | "
+        f"{r['music_cpu_per_s']:.4f} per s of audio |",
         f"| curation without the active-speaker stage | {r['without_asd_cpu_s']:.1f} | | "
         f"RTF {r['without_asd_rtf_per_core_cpu']:.1f}x, "
         f"{r['without_asd_cpu_ratio_to_floor']:.2f}x floor |",

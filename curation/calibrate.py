@@ -55,6 +55,8 @@ import soundfile as sf
 from scipy.signal import oaconvolve, resample_poly
 
 from avforge.config import ConfigError
+from curation.music import DEFAULT_MODEL as DEFAULT_MUSIC_MODEL
+from curation.music import music_detector
 from curation.snr import (
     SnrConfig,
     SnrEstimatorKind,
@@ -129,7 +131,7 @@ class CalibrationResult:
     thresholds_db: dict[str, float]
     """Scorer -> keep threshold chosen on the ``tune`` half."""
     rates: dict[str, dict[str, float]]
-    """Scorer -> condition -> held-out rate at the threshold: ``keep studio``, ``keep room_tone >= 25``,
+    """Scorer (and ``vad_gated + music``: both checks) -> condition -> held-out rate at the threshold: ``keep studio``, ``keep room_tone >= 25``,
     ``keep clean`` (both), ``reject <kind> <= 10`` per scene kind, ``reject noisy`` (all of them)."""
     true_at_threshold_db: dict[str, float]
     """Scorer -> true SNR at which the held-out mixtures (all kinds) are kept half of the time."""
@@ -146,6 +148,12 @@ class CalibrationResult:
     noisy_max_db: float = 10.0
     sources: str = ""
     """One line naming the speech and noise the run used (for the Markdown header)."""
+    music_scores: np.ndarray | None = None
+    """Per mixture: the music check's score (curation.music), when scored."""
+    music_threshold: float | None = None
+    """The music threshold chosen on the ``tune`` half (:func:`choose_music_threshold`)."""
+    eval_kinds: tuple[str, ...] = ()
+    """Held-out noise kinds: reported, never used to choose."""
 
 
 # --- loading ------------------------------------------------------------------------------------
@@ -558,6 +566,42 @@ def choose_threshold(
     return float(tied[int(np.argmin(np.abs(cross - target_db)))])
 
 
+PRIMARY = "vad_gated"
+"""The default estimator: the music threshold is chosen together with its threshold."""
+MUSIC_GRID = np.round(np.arange(0.005, 0.5001, 0.005), 3)
+MUSIC = "music"
+"""Noise kinds whose name starts with this are music: the music threshold is chosen on them."""
+
+
+def with_music(name: str) -> str:
+    """Report name of estimator ``name`` combined with the music check."""
+    return f"{name} + music"
+
+
+def choose_music_threshold(
+    music: np.ndarray,
+    snr_kept: np.ndarray,
+    clean: np.ndarray,
+    noisy: np.ndarray,
+    *,
+    tolerance: float = 0.005,
+    grid: np.ndarray = MUSIC_GRID,
+) -> float:
+    """The music threshold ``M`` for the combined rule "keep when the SNR check keeps and the music
+    score is below ``M``": the best balanced accuracy (mean of the ``clean`` keep rate and the
+    ``noisy`` reject rate, over windows flagged in those boolean masks; calibrate_snr passes the
+    music kinds at true SNR <= 10 dB as ``noisy``); among thresholds within ``tolerance`` of the best,
+    the highest (it rejects the fewest windows that are not music)."""
+    score = np.array(
+        [
+            0.5 * _rate(snr_kept[clean] & (music[clean] < m))
+            + 0.5 * _rate(~(snr_kept[noisy] & (music[noisy] < m)))
+            for m in grid
+        ]
+    )
+    return float(grid[score >= np.nanmax(score) - tolerance].max())
+
+
 def calibrate_snr(
     out_dir: Path,
     mixtures_per_bin: int = 30,
@@ -577,13 +621,18 @@ def calibrate_snr(
     noisy_max_db: float = 10.0,
     scorers: Mapping[str, Scorer] | None = None,
     progress: Callable[[int], None] | None = None,
+    eval_noise: Mapping[str, Sequence[Path]] | None = None,
+    music: bool = True,
 ) -> CalibrationResult:
     """Run the calibration (module docstring); write the PNG, CSV and Markdown into ``out_dir``.
 
     ``speech``: files/folders of real utterances (default: the bundled ones); ``noise``: kind ->
     files/folders of real noise or music (default: the bundled kitchen, bike and guitar recordings).
     ``scorers``: default :func:`default_scorers` (without silero). ``progress(n)`` is called after
-    each scored window.
+    each scored window. ``eval_noise``: more kinds of real noise or music, mixed and reported like
+    the others but used in no threshold choice (held-out noise). ``music``: also score every window
+    with the music check (curation.music) and choose its threshold: :func:`choose_music_threshold`,
+    combined with the ``vad_gated`` threshold; reported as ``vad_gated + music``.
 
     Example::
 
@@ -605,7 +654,11 @@ def calibrate_snr(
     talks = load_speech(speech_paths)
     if len(talks) < 2:
         raise ValueError(f"need at least 2 speakers to hold some out, got {len(talks)}")
-    noises = load_noise(noise_paths)
+    eval_paths = {k: list(v) for k, v in (eval_noise or {}).items()}
+    clash = sorted(set(eval_paths) & (set(noise_paths) | {ROOM_TONE, BABBLE, STUDIO}))
+    if clash:
+        raise ValueError(f"held-out noise kinds must be new kind names, not {', '.join(clash)}")
+    noises = load_noise({**noise_paths, **eval_paths})
     rooms = simulate_rooms(num_rooms, seed, rt60_range_s)
     bins = np.arange(snr_range_db[0], snr_range_db[1] + 1, dtype=np.float64)
     rows: list[tuple[str, str, str, float, float]] = []
@@ -622,10 +675,14 @@ def calibrate_snr(
         room_tone_db=room_tone_db,
         studio_per_speaker=studio_per_speaker,
     )
+    detector = music_detector(DEFAULT_MUSIC_MODEL) if music else None
+    music_scores: list[float] = []
     for i, mixture in enumerate(plan):
         rows.append((mixture.kind, mixture.split, mixture.speaker, mixture.true_db, mixture.rt60_s))
         for name, value in score_mixture(mixture, scorers).items():
             est[name].append(value)
+        if detector is not None:
+            music_scores.append(detector.score(mixture.audio[mixture.start : mixture.stop]))
         if progress is not None:
             progress(i + 1)
     kind = np.array([r[0] for r in rows])
@@ -637,10 +694,12 @@ def calibrate_snr(
     kinds = tuple(dict.fromkeys(k for k in kind if k != STUDIO))
     scene = np.isin(kind, [k for k in kinds if k != ROOM_TONE])
     clean = (kind == STUDIO) | ((kind == ROOM_TONE) & (true_db >= clean_min_db))
-    noisy = scene & (true_db <= noisy_max_db)
+    noisy_any = scene & (true_db <= noisy_max_db)
+    noisy = noisy_any & ~np.isin(kind, list(eval_paths))  # held-out noise kinds choose nothing
     tune, held = split == TUNE, split == HELD_OUT
-    thresholds, rates, true_at, precision, recall = {}, {}, {}, {}, {}
-    mixed = kind != STUDIO
+    thresholds: dict[str, float] = {}
+    kept_by: dict[str, np.ndarray] = {}
+    mixed = (kind != STUDIO) & ~np.isin(kind, list(eval_paths))
     mean: dict[str, dict[str, np.ndarray]] = {}
     std: dict[str, dict[str, np.ndarray]] = {}
     for name, e in estimates.items():
@@ -653,7 +712,26 @@ def calibrate_snr(
             bins_db=bins,
             target_db=target_db,
         )
-        kept = e >= thresholds[name]
+        kept_by[name] = e >= thresholds[name]
+        mean[name], std[name] = {}, {}
+        for k in kinds:
+            m, s = [], []
+            for b in bins:
+                sel = held & (kind == k) & (np.abs(true_db - b) <= 0.5)
+                m.append(e[sel].mean() if sel.any() else math.nan)
+                s.append(e[sel].std() if sel.any() else math.nan)
+            mean[name][k], std[name][k] = np.array(m), np.array(s)
+    music_arr = np.asarray(music_scores, np.float64) if detector is not None else None
+    music_threshold = None
+    noisy_music = noisy & np.char.startswith(kind.astype(str), MUSIC)
+    if music_arr is not None and PRIMARY in kept_by and (noisy_music & tune).any():
+        music_threshold = choose_music_threshold(
+            music_arr[tune], kept_by[PRIMARY][tune], clean[tune], noisy_music[tune]
+        )
+        kept_by[with_music(PRIMARY)] = kept_by[PRIMARY] & (music_arr < music_threshold)
+    rates, true_at, precision, recall = {}, {}, {}, {}
+    good = true_db >= target_db
+    for name, kept in kept_by.items():
         r = {
             "keep studio": _rate(kept[held & (kind == STUDIO)]),
             f"keep room_tone >= {clean_min_db:g}": _rate(
@@ -663,21 +741,16 @@ def calibrate_snr(
         }
         for k in kinds:
             if k != ROOM_TONE:
-                r[f"reject {k} <= {noisy_max_db:g}"] = _rate(~kept[held & noisy & (kind == k)])
+                r[f"reject {k} <= {noisy_max_db:g}"] = _rate(~kept[held & noisy_any & (kind == k)])
         r["reject noisy"] = _rate(~kept[held & noisy])
+        if eval_paths:
+            r[f"reject held-out noise <= {noisy_max_db:g}"] = _rate(
+                ~kept[held & noisy_any & np.isin(kind, list(eval_paths))]
+            )
         rates[name] = r
         true_at[name] = keep_half_true_db(true_db[held & mixed], kept[held & mixed], bins)
-        good = true_db >= target_db
         precision[name] = _rate(good[held & mixed & kept])
         recall[name] = _rate(kept[held & mixed & good])
-        mean[name], std[name] = {}, {}
-        for k in kinds:
-            m, s = [], []
-            for b in bins:
-                sel = held & (kind == k) & (np.abs(true_db - b) <= 0.5)
-                m.append(e[sel].mean() if sel.any() else math.nan)
-                s.append(e[sel].std() if sel.any() else math.nan)
-            mean[name][k], std[name][k] = np.array(m), np.array(s)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     n_speakers = len(talks)
@@ -712,6 +785,9 @@ def calibrate_snr(
         clean_min_db=clean_min_db,
         noisy_max_db=noisy_max_db,
         sources=sources,
+        music_scores=music_arr,
+        music_threshold=music_threshold,
+        eval_kinds=tuple(eval_paths),
     )
     _write_csv(result)
     _write_plot(result)
@@ -813,8 +889,8 @@ def _write_plot(result: CalibrationResult) -> None:
     plt.close(fig)
 
 
-def _fmt(value: float, spec: str = ".3f") -> str:
-    return "n/a" if math.isnan(value) else format(value, spec)
+def _fmt(value: float | None, spec: str = ".3f") -> str:
+    return "n/a" if value is None or math.isnan(value) else format(value, spec)
 
 
 def _write_markdown(
@@ -840,10 +916,10 @@ def _write_markdown(
         f"kept) | recall (kept among true >= {result.target_db:g} dB) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for name in names:
+    for name in result.rates:
         r = result.rates[name]
         lines.append(
-            f"| {name} | {result.thresholds_db[name]:g} | {_fmt(r['keep clean'])} "
+            f"| {name} | {_threshold_text(result, name)} | {_fmt(r['keep clean'])} "
             f"| {_fmt(r['reject noisy'])} | {_fmt(result.true_at_threshold_db[name], '.1f')} "
             f"| {_fmt(result.precision[name])} | {_fmt(result.recall[name])} |"
         )
@@ -856,7 +932,7 @@ def _write_markdown(
         "| estimator | " + " | ".join(conditions) + " |",
         "| --- |" + " --- |" * len(conditions),
     ]
-    for name in names:
+    for name in result.rates:
         cells = [_fmt(result.rates[name][c]) for c in conditions]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += [
@@ -896,7 +972,49 @@ def _write_markdown(
             for k in result.kinds
         ]
         lines.append(f"| {centre:.0f} | " + " | ".join(cells) + " |")
+    lines += _music_lines(result)
     result.markdown_path.write_text("\n".join(lines) + "\n")
+
+
+def _threshold_text(result: CalibrationResult, name: str) -> str:
+    base = name.removesuffix(" + music")
+    text = f"{result.thresholds_db[base]:g}"
+    if name != base and result.music_threshold is not None:
+        text += f", music < {result.music_threshold:g}"
+    return text
+
+
+def _music_lines(result: CalibrationResult) -> list[str]:
+    """The music score per kind and true-SNR range (held-out), when scored."""
+    if result.music_scores is None:
+        return []
+    ranges = [(-5.5, 5.5), (5.5, 10.5), (10.5, 15.5), (15.5, 20.5), (20.5, 25.5), (25.5, 35.5)]
+    held = result.split == HELD_OUT
+    lines = [
+        "",
+        "Music score (YAMNet's mean `Music` probability, curation.music) of the held-out windows: "
+        "median [90th percentile] per kind and true SNR"
+        + (f"; held-out noise kinds: {', '.join(result.eval_kinds)}" if result.eval_kinds else "")
+        + f". Threshold {_fmt(result.music_threshold, 'g')}.",
+        "",
+        "| kind | " + " | ".join(f"{a + 0.5:g} to {b - 0.5:g} dB" for a, b in ranges) + " |",
+        "| --- |" + " --- |" * len(ranges),
+    ]
+    for kind in result.kinds:
+        cells = []
+        for a, b in ranges:
+            v = result.music_scores[held & (result.kind == kind) & (result.true_db > a)]
+            v = v[result.true_db[held & (result.kind == kind) & (result.true_db > a)] <= b]
+            cells.append(f"{np.median(v):.3f} [{np.percentile(v, 90):.3f}]" if v.size else "n/a")
+        lines.append(f"| {kind} | " + " | ".join(cells) + " |")
+    v = result.music_scores[held & (result.kind == STUDIO)]
+    if v.size:
+        lines += [
+            "",
+            f"On dry studio windows: median {np.median(v):.4f}, 99th percentile "
+            f"{np.percentile(v, 99):.4f}, maximum {v.max():.4f}.",
+        ]
+    return lines
 
 
 # --- command line ---------------------------------------------------------------------------------
@@ -937,6 +1055,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="KIND=PATH",
         help="real noise or music: a kind name and a file or folder (repeatable; default: bundled)",
     )
+    parser.add_argument(
+        "--eval-noise",
+        action="append",
+        default=[],
+        metavar="KIND=PATH",
+        help="held-out noise or music: mixed and reported, never used to choose (repeatable)",
+    )
+    parser.add_argument(
+        "--no-music", action="store_true", help="do not score or calibrate the music check"
+    )
     parser.add_argument("--out", type=Path, default=Path("docs/snr_calibration"))
     parser.add_argument("--mixtures-per-bin", type=int, default=30)
     parser.add_argument("--seed", type=int, default=0)
@@ -960,6 +1088,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(str(exc))
     try:
         noise = parse_noise(args.noise) or None
+        eval_noise = parse_noise(args.eval_noise)
     except argparse.ArgumentTypeError as exc:
         parser.error(str(exc))
     result = calibrate_snr(
@@ -972,12 +1101,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         snr_range_db=(args.snr_range[0], args.snr_range[1]),
         scorers=scorers,
         progress=_print_progress,
+        eval_noise=eval_noise,
+        music=not args.no_music,
     )
-    for name, threshold in result.thresholds_db.items():
-        r = result.rates[name]
+    for name, r in result.rates.items():
         print(
-            f"{name}: threshold {threshold:.1f} dB, held-out keep clean {r['keep clean']:.3f}, "
-            f"reject noisy {r['reject noisy']:.3f}"
+            f"{name}: threshold {_threshold_text(result, name)}, held-out keep clean "
+            f"{r['keep clean']:.3f}, reject noisy {r['reject noisy']:.3f}"
         )
     print(f"wrote {result.png_path}, {result.csv_path}, {result.markdown_path}")
     return 0

@@ -10,7 +10,8 @@ accuracy, ties to the lower value) and applied to the held-out talk's windows. :
 curates the same cases with the shipped config and reports, per talk and case, the fraction of its
 seconds in kept clips, and the rejection reasons. Both write a Markdown table and plots.
 
-Run: ``python -m curation.calibrate_speaker TALK.mp4 ... --out DIR [--noise F --music F]``
+Run: ``python -m curation.calibrate_speaker TALK.mp4 ... --out DIR [--noise F --music F
+--music-heldout F]``
 (docs/speaker_calibration.md shows the result on the bundled and shared real talks).
 """
 
@@ -38,7 +39,9 @@ from curation.sources import scan_folder
 POSITIVE = "in_sync"
 NEGATIVE_SYNC = ("dubbed", "shift+1.0", "shift-1.0", "shift+0.5", "shift-0.5")
 NEGATIVE_SPEAKING = ("still_face",)
-CASES = (POSITIVE, *NEGATIVE_SYNC, *NEGATIVE_SPEAKING, "two_faces", "babble", "music")
+NOISY = ("babble", "music", "music_heldout")
+"""Cases under real noise (at 0 dB): curated only with the shipped thresholds, never in the open pass."""
+CASES = (POSITIVE, *NEGATIVE_SYNC, *NEGATIVE_SPEAKING, "two_faces", *NOISY)
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,11 @@ def bundled_babble(path: Path, seconds: float = 20.0) -> Path:
 
 
 def build_variants(
-    talks: Sequence[Path], out: Path, babble: Path | None = None, music: Path | None = None
+    talks: Sequence[Path],
+    out: Path,
+    babble: Path | None = None,
+    music: Path | None = None,
+    music_heldout: Path | None = None,
 ) -> list[Case]:
     """Every case of every talk under ``out`` (``<talk>__<kind>.mp4``); existing files are reused."""
     out.mkdir(parents=True, exist_ok=True)
@@ -102,6 +109,8 @@ def build_variants(
             jobs["babble"] = lambda p, t=talk: variants.noisy(t, babble, 0.0, p)
         if music is not None:
             jobs["music"] = lambda p, t=talk: variants.noisy(t, music, 0.0, p)
+        if music_heldout is not None:
+            jobs["music_heldout"] = lambda p, t=talk: variants.noisy(t, music_heldout, 0.0, p)
         for kind, make in jobs.items():
             path = target(kind)
             if not path.exists():
@@ -200,13 +209,16 @@ def _loo(rows: list[dict], measure: str, neg_kinds: Sequence[str]) -> dict:
 
 
 def open_config(base: CurateConfig) -> CurateConfig:
-    """``base`` with both speaker thresholds open and the SNR check off (every window is scored)."""
+    """``base`` with both speaker thresholds open and the SNR and music checks off (every window is
+    scored)."""
     return dataclasses.replace(
         base,
         speaker=dataclasses.replace(
             base.speaker, min_speaking_score=-20.0, min_sync_confidence=-20.0
         ),
-        snr=dataclasses.replace(base.snr, threshold_db=-20.0),
+        snr=dataclasses.replace(
+            base.snr, threshold_db=-20.0, music_threshold=None, music_model=None
+        ),
         run=dataclasses.replace(base.run, progress=False),
     )
 
@@ -222,9 +234,7 @@ def calibrate(
     corpus = work / "corpus_open"
     if fresh:
         shutil.rmtree(corpus, ignore_errors=True)
-    rows = _curate_cases(
-        [c for c in cases if c.kind not in ("babble", "music")], corpus, open_config(base)
-    )
+    rows = _curate_cases([c for c in cases if c.kind not in NOISY], corpus, open_config(base))
     scored = [r for r in rows if r["speaking_score"] is not None]
     return {
         "windows": [
@@ -373,6 +383,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--babble", type=Path, help="real babble recording (default: 5 bundled real voices summed)"
     )
     ap.add_argument("--music", type=Path, help="real music recording")
+    ap.add_argument(
+        "--music-heldout",
+        type=Path,
+        help="a second real music recording, one the music threshold was not chosen on",
+    )
     ap.add_argument("--work", type=Path, help="scratch folder (default: a temporary one)")
     ap.add_argument("--skip-calibrate", action="store_true", help="only evaluate the defaults")
     ap.add_argument("--fresh", action="store_true", help="re-curate the open-threshold corpus")
@@ -380,7 +395,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="avforge-asd-cal-"))
     args.out.mkdir(parents=True, exist_ok=True)
     babble = args.babble or bundled_babble(work / "babble.wav")
-    cases = build_variants(args.talks, work / "cases", babble, args.music)
+    cases = build_variants(args.talks, work / "cases", babble, args.music, args.music_heldout)
     cfg = config_from_dict(CurateConfig, {})
     report: dict = {}
     previous = args.out / "results.json"

@@ -173,6 +173,7 @@ def evaluate_windows(
                 kept=out.reason is None,
                 reason=out.reason,
                 snr_db=ev.snr_db,
+                music_score=ev.music_score,
                 track_id=out.track_id,
                 num_faces=a.detections.mean_faces(c.start_s, c.end_s),
                 face_missing_ratio=ev.dropped_ratio,

@@ -144,6 +144,9 @@ class WindowEvidence:
     speech_ratio: float | None = None
     snr_db: float | None = None
     snr_threshold_db: float | None = None
+    music_score: float | None = None
+    """YAMNet's mean ``Music`` probability over the window (curation.music)."""
+    music_threshold: float | None = None
     missing_ratio: float | None = None
     """Fraction of 25 fps frames without a tracked face (before quality drops)."""
     dropped_ratio: float | None = None
@@ -172,6 +175,9 @@ def decide(ev: WindowEvidence, cfg: SegmentConfig) -> RejectReason | None:
         return RejectReason.TOO_SHORT
     snr_known = ev.snr_db is not None and ev.snr_threshold_db is not None
     if snr_known and not ev.snr_db >= ev.snr_threshold_db:  # type: ignore[operator]  # NaN fails
+        return RejectReason.LOW_SNR
+    music_known = ev.music_score is not None and ev.music_threshold is not None
+    if music_known and not ev.music_score < ev.music_threshold:  # type: ignore[operator]
         return RejectReason.LOW_SNR
     if ev.missing_ratio is not None and ev.missing_ratio > cfg.max_missing_ratio:
         return RejectReason.FACE_MISSING_FRAMES

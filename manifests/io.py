@@ -31,6 +31,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 
 from manifests.schema import (
+    ADDED_COLUMNS,
     META_TABLE,
     META_VERSION,
     SCHEMA_VERSION,
@@ -202,6 +203,8 @@ def validate_schema(path: str, actual: pa.Schema, expected: pa.Schema) -> None:
         raise ManifestError(path, f"holds table {got!r}, expected {want_table.decode()!r}")
     for f in expected:
         idx = actual.get_field_index(f.name)
+        if idx < 0 and f.name in ADDED_COLUMNS and f.nullable:
+            continue
         if idx < 0:
             raise ManifestError(path, f"missing column {f.name!r}")
         got_type = actual.field(idx).type
@@ -213,6 +216,9 @@ def read_table(path: str, expected: pa.Schema) -> pa.Table:
     """Read and validate one shard file against ``expected``."""
     table = open_ipc(path)
     validate_schema(path, table.schema, expected)
+    for f in expected:
+        if table.schema.get_field_index(f.name) < 0:  # a column added within the version
+            table = table.append_column(f, pa.nulls(table.num_rows, f.type))
     return table.select([f.name for f in expected])
 
 

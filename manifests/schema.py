@@ -236,6 +236,11 @@ class SegmentRecord:
     sync_offset_s: Seconds | None = None
     """Audio delay (s, positive when the sound lags the lips) at which the speaking score peaks
     (within ±1.6 s)."""
+    music_score: float | None = None
+    """YAMNet's mean ``Music`` probability over the segment (0..1; ``snr.music_threshold`` rejects it
+    as ``low_snr`` at or above). Measured with the SNR (None when that was not measured, or the music
+    check is off). Added within schema
+    version 2: older segment shards lack the column and read as None."""
 
 
 @dataclass(frozen=True)
@@ -458,6 +463,10 @@ TABLES: dict[str, TableSpec] = {
         TableSpec("splits", SplitRecord, ("clip_id",)),
     )
 }
+ADDED_COLUMNS: frozenset[str] = frozenset({"music_score"})
+"""Nullable columns added within this schema version: a file written before one existed lacks it,
+and reads with it all null (``manifests.io.read_table``). Names are unique across the tables."""
+
 TABLE_BY_RECORD: dict[type, TableSpec] = {spec.record_type: spec for spec in TABLES.values()}
 
 

@@ -201,3 +201,44 @@ def test_committed_calibration_matches_the_default_thresholds():
             rows[cells[1]] = float(cells[2])
     assert rows["vad_gated"] == CALIBRATED_THRESHOLD_DB[SnrEstimatorKind.VAD_GATED]
     assert rows["wada"] == CALIBRATED_THRESHOLD_DB[SnrEstimatorKind.WADA]
+
+
+def test_music_threshold_rule_known_answer():
+    """Balanced accuracy of "SNR kept and music < M"; ties within the tolerance go to the highest M."""
+    from curation.calibrate import choose_music_threshold
+
+    music = np.array([0.0, 0.01, 0.02, 0.3, 0.5, 0.06, 0.9, 0.9])
+    snr_kept = np.array([True, True, True, True, True, True, True, False])
+    clean = np.array([True, True, True, False, False, False, False, False])
+    noisy = ~clean
+    # M in (0.02, 0.06] keeps every clean window and rejects every noisy one: the highest is 0.06
+    assert choose_music_threshold(music, snr_kept, clean, noisy) == pytest.approx(0.06)
+    # a wider tolerance reaches thresholds that keep one noisy window in five (0.3 -> 0.9 BA)
+    assert choose_music_threshold(music, snr_kept, clean, noisy, tolerance=0.1) == pytest.approx(
+        0.3
+    )
+
+
+def test_tiny_calibration_chooses_a_music_threshold_and_reports_held_out_noise(tmp_path):
+    """The music check is scored on every window; its threshold is chosen on the music kinds of the
+    tune half and rejects at least as much music as the SNR threshold alone; a held-out noise kind
+    is reported but chooses nothing."""
+    result = _tiny(
+        tmp_path / "cal",
+        noise={"kitchen": NOISE["kitchen"]},
+        eval_noise={"music_heldout": NOISE["music"]},
+    )
+    assert result.eval_kinds == ("music_heldout",)
+    assert result.music_scores is not None and result.music_scores.shape == result.kind.shape
+    # no music among the kinds that choose: no music threshold, no combined row
+    assert result.music_threshold is None and "vad_gated + music" not in result.rates
+    assert "reject held-out noise <= 10" in result.rates["vad_gated"]
+    with_music = _tiny(tmp_path / "cal2")
+    assert with_music.music_threshold is not None and 0 < with_music.music_threshold <= 0.5
+    alone, both = with_music.rates["vad_gated"], with_music.rates["vad_gated + music"]
+    assert both["reject music <= 10"] >= alone["reject music <= 10"]
+    assert both["keep clean"] <= alone["keep clean"]
+    # music alone scores high, clean studio speech low
+    studio = with_music.music_scores[with_music.kind == STUDIO]
+    assert np.median(studio) < 0.01
+    assert "Music score (YAMNet" in with_music.markdown_path.read_text()

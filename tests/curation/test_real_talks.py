@@ -28,6 +28,8 @@ from curation.sources import scan_folder
 SYNC = ClusterConfig(type=ClusterType.SYNCHRONOUS)
 CFG = CurateConfig(run=RunConfig(progress=False))
 ASSETS = Path(variants.__file__).parent / "assets" / "audio"
+HELDOUT_MUSIC = Path(__file__).parents[1] / "data" / "music" / "monkeys_spinning_monkeys_10s.flac"
+"""Real stock music the music threshold was not chosen on (tests/data/music/PROVENANCE.md)."""
 TALKS = ("hdtf_amy_klobuchar", "hdtf_ed_markey", "retalking_face4")
 """Three different people: two HDTF studio talks and a talk in a room."""
 DUB_WITH = {
@@ -62,6 +64,7 @@ def real_cases(tmp_path_factory) -> tuple[Path, dict[str, tuple[str, str]]]:
             variants.side_by_side(path, neighbour, out("two_faces"))
             variants.noisy(path, babble, 0.0, out("babble"))
             variants.noisy(path, ASSETS / "guitar_16k.wav", 0.0, out("music"))
+            variants.noisy(path, HELDOUT_MUSIC, 0.0, out("music_heldout"))
     return folder, cases
 
 
@@ -91,7 +94,7 @@ def _kept_fraction(rows: list[dict], talk: str) -> float:
 
 def _why(rows: list[dict]) -> list[tuple]:
     """What each window got, for assertion messages."""
-    keys = ("start_s", "reason", "snr_db", "speaking_score", "sync_score")
+    keys = ("start_s", "reason", "snr_db", "music_score", "speaking_score", "sync_score")
     return [
         tuple(round(v, 2) if isinstance(v, float) else v for v in map(r.get, keys)) for r in rows
     ]
@@ -140,12 +143,25 @@ def test_two_real_faces_keep_nothing(curated):
     assert {r["reason"] for r in rows} == {"multiple_faces"}, _why(rows)
 
 
-@pytest.mark.parametrize("noise", ["babble", "music"])
+@pytest.mark.parametrize("noise", ["babble", "music", "music_heldout"])
 def test_a_real_talk_under_loud_babble_or_music_is_low_snr(curated, noise):
     _, by_case = curated
     rows = by_case[(TALKS[0], noise)]
     assert rows and not any(r["kept"] for r in rows), _why(rows)
     assert "low_snr" in {r["reason"] for r in rows}, _why(rows)
+    if noise == "music_heldout":  # continuous music at 0 dB: the music check catches every window
+        measured = [r for r in rows if r["music_score"] is not None]
+        assert measured and all(r["music_score"] >= CFG.snr.music_threshold for r in measured), (
+            _why(rows)
+        )
+
+
+def test_real_talks_without_music_score_below_the_music_threshold(curated):
+    _, by_case = curated
+    for talk in TALKS:
+        rows = [r for r in by_case[(talk, "in_sync")] if r["music_score"] is not None]
+        assert rows, _why(by_case[(talk, "in_sync")])
+        assert max(r["music_score"] for r in rows) < CFG.snr.music_threshold / 2, _why(rows)
 
 
 def test_kept_real_clips_carry_scores_and_lip_features(curated):

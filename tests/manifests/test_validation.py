@@ -110,3 +110,25 @@ def test_corrupt_media_shard(tmp_path):
 def test_invalid_shard_name(tmp_path):
     with pytest.raises(ValueError, match="invalid shard name"):
         shard_path(str(tmp_path), "sources", "../escape")
+
+
+def test_segment_shards_written_before_music_score_read_as_none(tmp_path):
+    """``music_score`` was added within schema version 2 (manifests.schema.ADDED_COLUMNS): a shard
+    without it is valid and reads as null; a shard that has it keeps its values; any other missing
+    column is still an error."""
+    from manifests import RejectReason, SegmentRecord
+
+    old = records_to_table(
+        [SegmentRecord("s1_000000000", "s1", 0.0, 4.0, False, RejectReason.LOW_SNR, snr_db=9.0)]
+    )
+    old = old.drop_columns(["music_score"]).replace_schema_metadata(old.schema.metadata)
+    write_table(shard_path(str(tmp_path), "segments", "old"), old)
+    new = [SegmentRecord("s2_000000000", "s2", 0.0, 4.0, True, snr_db=30.0, music_score=0.001)]
+    write_records(str(tmp_path), "segments", "new", new)
+    rows = {r["source_id"]: r for r in manifests.read_segments(str(tmp_path)).to_pylist()}
+    assert rows["s1"]["music_score"] is None and rows["s1"]["snr_db"] == 9.0
+    assert rows["s2"]["music_score"] == pytest.approx(0.001)
+    broken = old.drop_columns(["snr_db"]).replace_schema_metadata(old.schema.metadata)
+    write_table(shard_path(str(tmp_path), "segments", "broken"), broken)
+    with pytest.raises(ManifestError, match=r"broken\.arrow: missing column 'snr_db'"):
+        manifests.read_segments(str(tmp_path))
