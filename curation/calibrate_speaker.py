@@ -358,7 +358,8 @@ def markdown(report: dict, cfg: CurateConfig) -> str:
         lines += [
             f"Fraction of each video's seconds in kept clips (shipped defaults: "
             f"`min_speaking_score` {cfg.speaker.min_speaking_score}, `min_sync_confidence` "
-            f"{cfg.speaker.min_sync_confidence}, SNR threshold {cfg.snr.threshold_db} dB):",
+            f"{cfg.speaker.min_sync_confidence}, SNR threshold {cfg.snr.threshold_db} dB, music "
+            f"threshold {cfg.snr.music_threshold}):",
             "",
             "| talk | " + " | ".join(kinds) + " |",
             "|---|" + "---:|" * len(kinds),
