@@ -55,7 +55,6 @@ import soundfile as sf
 from scipy.signal import oaconvolve, resample_poly
 
 from avforge.config import ConfigError
-from curation.music import DEFAULT_MODEL as DEFAULT_MUSIC_MODEL
 from curation.music import music_detector
 from curation.snr import (
     SnrConfig,
@@ -675,7 +674,7 @@ def calibrate_snr(
         room_tone_db=room_tone_db,
         studio_per_speaker=studio_per_speaker,
     )
-    detector = music_detector(DEFAULT_MUSIC_MODEL) if music else None
+    detector = music_detector() if music else None
     music_scores: list[float] = []
     for i, mixture in enumerate(plan):
         rows.append((mixture.kind, mixture.split, mixture.speaker, mixture.true_db, mixture.rt60_s))
@@ -1003,8 +1002,8 @@ def _music_lines(result: CalibrationResult) -> list[str]:
     for kind in result.kinds:
         cells = []
         for a, b in ranges:
-            v = result.music_scores[held & (result.kind == kind) & (result.true_db > a)]
-            v = v[result.true_db[held & (result.kind == kind) & (result.true_db > a)] <= b]
+            sel = held & (result.kind == kind) & (result.true_db > a) & (result.true_db <= b)
+            v = result.music_scores[sel]
             cells.append(f"{np.median(v):.3f} [{np.percentile(v, 90):.3f}]" if v.size else "n/a")
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     v = result.music_scores[held & (result.kind == STUDIO)]

@@ -169,12 +169,17 @@ class MusicDetector:
         return float(self.class_scores(audio, sample_rate_hz)[:, MUSIC_CLASS].mean())
 
 
+def music_detector(model: Path | None = None) -> MusicDetector:
+    """The process's detector for ``model`` (None: the bundled one), created once per file."""
+    return _detector(Path(model or DEFAULT_MODEL))
+
+
 @functools.lru_cache(maxsize=4)
-def music_detector(model: Path = DEFAULT_MODEL) -> MusicDetector:
-    """The process's detector for ``model`` (created once)."""
-    return MusicDetector(Path(model))
+def _detector(model: Path) -> MusicDetector:
+    return MusicDetector(model)
 
 
-def check_music_model(model: Path) -> None:
-    """Load ``model`` once or raise :class:`MusicModelError` saying why it cannot serve."""
-    music_detector(Path(model))
+def check_music_model(model: Path | None) -> None:
+    """Load ``model`` (None: the bundled one) once or raise :class:`MusicModelError` saying why it
+    cannot serve."""
+    music_detector(model)

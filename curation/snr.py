@@ -45,7 +45,6 @@ import numpy as np
 from scipy.signal import butter, sosfilt, sosfilt_zi
 
 from avforge.config import ConfigError, check_order, check_range
-from curation.music import DEFAULT_MODEL as DEFAULT_MUSIC_MODEL
 from curation.music import MusicModelError, check_music_model
 from curation.vad import SpeechActivity, VadConfig, detect_speech
 
@@ -174,7 +173,7 @@ class SnrConfig:
                 model = Path(self.music_model).expanduser().absolute()
                 object.__setattr__(self, "music_model", model)
             try:
-                check_music_model(self.music_model or DEFAULT_MUSIC_MODEL)
+                check_music_model(self.music_model)
             except MusicModelError as exc:
                 raise ConfigError(str(exc), "music_model") from None
         elif self.music_model is not None:

@@ -38,7 +38,6 @@ from curation.decode import (
 from curation.export import KeptClip
 from curation.faces import FaceDetector, FrameDetections, embed_track
 from curation.lrasd import face_crops, mfcc_for_frames
-from curation.music import DEFAULT_MODEL as DEFAULT_MUSIC_MODEL
 from curation.music import music_detector
 from curation.select import Candidate, WindowEvidence, decide, tracks_in_window
 from curation.snr import SnrEstimator
@@ -230,7 +229,7 @@ class WindowChecker:
         snr_db = float(self.snr.estimate(audio, self.rate, a.speech.crop(c.start_s, c.end_s)))
         ev = dataclasses.replace(ev, snr_db=snr_db, snr_threshold_db=cfg.snr.threshold_db)
         if cfg.snr.music_threshold is not None:
-            music = music_detector(cfg.snr.music_model or DEFAULT_MUSIC_MODEL)
+            music = music_detector(cfg.snr.music_model)
             ev = dataclasses.replace(
                 ev,
                 music_score=music.score(audio, self.rate),
