@@ -6,7 +6,8 @@ that split forced, so train, validation and test speakers are disjoint by constr
 supervision carries the speaker and its sex, which the import stores as the clip's gender.
 :func:`bundled_speakers` lists the 44 speakers copied into ``tests/data/speech/librispeech`` (4 s of
 one utterance each; origin and licence in ``tests/data/speech/README.md``): 32 train, 4 val and 8 test
-speakers, half of each female.
+speakers, half of each female; ``bundled_speakers(MORE_SPEECH_DIR)`` the 207 other speakers of the
+same selection (8 s each, all ``train``), for the learning test.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ from avforge.interop.lhotse_import import LhotseImportConfig, import_lhotse
 from manifests import Split
 
 SPEECH_DIR = Path(__file__).resolve().parents[1] / "data" / "speech" / "librispeech"
+MORE_SPEECH_DIR = SPEECH_DIR.parent / "librispeech_more"
+"""207 more training speakers (8 s each, Opus): enough variety to learn separation that carries to
+unseen speakers (``tests/data/speech/README.md``)."""
 
 
 class Speaker(NamedTuple):
