@@ -16,7 +16,7 @@ temporary folder, then measures, for 3 s mixtures of the ``2s_clean`` task:
 
 Prints one JSON object and writes it to ``--out/training.json``.
 
-``--curve MINUTES``: instead, the CPU learning curve of the CPU-sized audio-only model on real speech
+``--curve MINUTES``: instead, the learning curve of the CPU-sized audio-only model on real speech
 with held-out speakers (:func:`learning_curve`): LibriSpeech train-clean-100, one utterance per speaker
 (``--speech DIR``, default ``../shared/data/speech/librispeech-train-clean-100``, else the 251 speakers
 bundled with the tests), speakers split train / val / test, 2-speaker clean mixtures; every
@@ -24,6 +24,7 @@ bundled with the tests), speakers split train / val / test, 2-speaker clean mixt
 training, next to the unprocessed mixture (0 dB; its SI-SDR is reported), the fixed spectral-gain
 baseline fitted on training speakers and the ideal-ratio-mask oracle
 (:mod:`training.baselines`). Writes ``--out/learning_curve.json`` and ``--out/learning_curve.png``.
+With ``--paper-curve`` the paper-size audio-only model instead, on ``--device`` (a GPU).
 """
 
 from __future__ import annotations
@@ -146,11 +147,20 @@ def si_sdri(estimates: torch.Tensor, batch) -> float:
 
 
 def learning_curve(
-    corpus: Path, minutes: float, eval_every: int, batch_size: int, lr: float, seed: int
+    corpus: Path,
+    minutes: float,
+    eval_every: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    *,
+    device: str = "cpu",
+    paper_model: bool = False,
 ) -> dict[str, object]:
     """Train the CPU-sized audio-only model (:data:`training.config.CPU_LEARNING_MODEL`; neg SI-SDR,
     PIT, Adam ``lr`` times 0.4 every 900 steps as in the learning test, 1 s mixtures) for ``minutes``
-    of wall time; held-out-speaker SI-SDRi every ``eval_every`` steps."""
+    of wall time; held-out-speaker SI-SDRi every ``eval_every`` steps. ``paper_model``: the paper-size
+    audio-only model instead (meant for ``device="cuda"``)."""
     from training import metrics
     from training.config import LossConfig, LossKind, OptimConfig
 
@@ -170,10 +180,10 @@ def learning_curve(
         ),
     }
     system = SeparationSystem.from_configs(
-        ModelConfig(kind=ModelKind.AUDIO_ONLY, **CPU_LEARNING_MODEL),
+        ModelConfig(kind=ModelKind.AUDIO_ONLY, **({} if paper_model else CPU_LEARNING_MODEL)),
         LossConfig(kind=LossKind.NEG_SISDR),
         OptimConfig(lr=lr),
-    )
+    ).to(device)
     opt = torch.optim.Adam(system.parameters(), lr=lr)
     decay = torch.optim.lr_scheduler.StepLR(opt, step_size=900, gamma=0.4)
     mixing = split_config(
@@ -194,7 +204,7 @@ def learning_curve(
     def evaluate(step: int, elapsed_s: float) -> None:
         system.eval()
         with torch.no_grad():
-            out = system.model(test.mixture).waveforms[:, :2]
+            out = system.model(test.mixture.to(device)).waveforms[:, :2].cpu()
         value = si_sdri(align_to_targets(out, test.sources), test)
         points.append(
             {"step": step, "minutes": round(elapsed_s / 60, 2), "si_sdri_db": round(value, 2)}
@@ -209,6 +219,7 @@ def learning_curve(
     while (time.perf_counter() - t0 - evaluated) < minutes * 60:
         batch = next(stream)
         batch.images = None
+        batch.mixture, batch.sources = batch.mixture.to(device), batch.sources.to(device)
         opt.zero_grad(set_to_none=True)
         loss, *_ = system.compute_loss(batch)
         loss.backward()
@@ -237,7 +248,7 @@ def plot_curve(result: dict[str, object], path: Path) -> None:
         [p["minutes"] for p in curve],
         [p["si_sdri_db"] for p in curve],
         "o-",
-        label="CPU-sized audio-only model",
+        label=f"audio-only model ({result.get('model', 'CPU_LEARNING_MODEL')})",
     )
     for key, label, style in (
         ("oracle_irm_si_sdri_db", "oracle IRM", "g--"),
@@ -267,6 +278,9 @@ def main() -> None:
         "--speech", type=Path, default=Path("../shared/data/speech/librispeech-train-clean-100")
     )
     parser.add_argument("--eval-every", type=int, default=100)
+    parser.add_argument(
+        "--paper-curve", action="store_true", help="learning curve of the paper-size model (GPU)"
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
@@ -279,9 +293,18 @@ def main() -> None:
             speakers = speech_speakers(args.speech if args.speech.exists() else None)
             corpus = build_speech_corpus(speakers, Path(tmp) / "corpus")
             result = learning_curve(
-                corpus, args.curve, args.eval_every, args.batch_size, args.lr, args.seed
+                corpus,
+                args.curve,
+                args.eval_every,
+                args.batch_size,
+                args.lr,
+                args.seed,
+                device=args.device,
+                paper_model=args.paper_curve,
             )
         result.update(
+            device=args.device,
+            model="paper" if args.paper_curve else "CPU_LEARNING_MODEL",
             speakers={s.value: sum(sp.split == s for sp in speakers) for s in Split},
             cpu_count=os.cpu_count(),
             torch_threads=torch.get_num_threads(),
