@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.avforge-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-quick lint format bench clean
+.PHONY: setup demo test test-quick lint layers format bench clean
 
 $(STAMP): requirements.lock pyproject.toml scripts/setup.sh
 	VENV=$(VENV) bash scripts/setup.sh
@@ -26,6 +26,10 @@ test-quick: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+
+# The import layering (ground floor <- manifests <- stages <- training <- tools <- CLI): docs/architecture.md
+layers: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests/test_layers.py
 
 format: $(STAMP)
 	$(PY) -m ruff check --fix .

@@ -2,9 +2,9 @@
 
 Every verb reports a problem with its inputs or its run the same way (docs/troubleshooting.md): one
 line starting with ``error:`` on stderr, no traceback, exit status 2. The problems reported so
-(:func:`reported_error_types`) are an invalid config (:class:`avforge.config.ConfigError`), a missing, corrupt
+(:func:`reported_error_types`) are an invalid config (:class:`avforge.core.config.ConfigError`), a missing, corrupt
 or newer-schema manifest (:class:`manifests.io.ManifestError`), a systemic problem
-(:class:`avforge.errors.SystemicError`: interrupted, storage full or read-only, corrupt corpus), and
+(:class:`avforge.core.errors.SystemicError`: interrupted, storage full or read-only, corrupt corpus), and
 an :class:`OSError` (a missing file, a folder given for a file, an unwritable output). A stage's own
 input errors (a corpus that cannot serve a mixing config, a recipe naming missing media) are passed
 as ``extra``. Anything else is a bug and keeps its traceback.
@@ -49,8 +49,8 @@ def fail(message: object) -> NoReturn:
 
 def reported_error_types() -> tuple[type[BaseException], ...]:
     """The exception types every verb reports with :func:`fail` (see the module docstring)."""
-    from avforge.config import ConfigError
-    from avforge.errors import SystemicError
+    from avforge.core.config import ConfigError
+    from avforge.core.errors import SystemicError
     from manifests.io import ManifestError
 
     return (ConfigError, ManifestError, SystemicError, OSError)

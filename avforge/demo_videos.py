@@ -60,9 +60,11 @@ import numpy as np
 import soundfile as sf
 
 from avforge import variants
+from avforge.core.media import FPS
+from avforge.core.media import SAMPLE_RATE_HZ as AUDIO_RATE_HZ
 from avforge.synth.audio import normalize_active, trim_silence
 from avforge.synth.truth import TRUTH_FORMAT
-from avforge.variants import AUDIO_RATE_HZ, FPS, BundledClip, bundled_clip, num_frames, probe
+from avforge.variants import BundledClip, bundled_clip, num_frames, probe
 from manifests.schema import RejectReason
 
 AUDIO_ASSETS = Path(__file__).resolve().parent / "assets" / "audio"

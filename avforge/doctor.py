@@ -158,7 +158,7 @@ def check_ytdlp(cfg: DownloadConfig) -> list[Check]:
 
 def check_cookies(cfg: DownloadConfig) -> Check | None:
     """The configured cookies: the file readable and a cookies.txt, or the browser's store."""
-    from avforge.errors import SystemicError
+    from avforge.core.errors import SystemicError
     from curation.download import read_cookies_file
 
     if cfg.cookies_file is not None:
@@ -273,7 +273,7 @@ def check_writable(name: str, folder: str | Path) -> Check:
 
 def check_dask(timeout_s: float = 60.0) -> Check:
     """A one-worker local cluster on 127.0.0.1 (as ``curate`` starts one) runs a task."""
-    from avforge.cluster import ClusterConfig, LocalClusterConfig, open_client
+    from avforge.core.cluster import ClusterConfig, LocalClusterConfig, open_client
 
     fix = (
         "check that processes can listen on 127.0.0.1 and the temporary folder is writable "
@@ -359,7 +359,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Check ffmpeg, yt-dlp and its JS runtime, cookies, model weights, folders and Dask."""
         from avforge.cli_errors import fail
-        from avforge.config import ConfigError
+        from avforge.core.config import ConfigError
         from curation.config import load_curate_config
 
         cfg = None

@@ -59,14 +59,12 @@ from typing import Literal
 
 import numpy as np
 
-from avforge.config import check_choice, check_range
+from avforge.core.config import check_choice, check_range
+from avforge.core.media import FPS
+from avforge.core.media import SAMPLE_RATE_HZ as AUDIO_RATE_HZ
 from avforge.synth.audio import active_power
 from manifests.schema import RejectReason
 
-FPS = 25
-"""Frame rate of every variant."""
-AUDIO_RATE_HZ = 16_000
-"""Default sample rate of the variants' audio (and of the bundled clips)."""
 TIMEOUT_S = 300.0
 """Time limit of one ffmpeg / ffprobe call."""
 PEAK_LIMIT = 0.99

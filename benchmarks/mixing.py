@@ -105,7 +105,7 @@ def lhotse_worker(job_path: str) -> None:
 
 
 def build_bench_corpus(work: Path, n_rooms: int) -> Path:
-    from avforge.cluster import ClusterConfig, ClusterType
+    from avforge.core.cluster import ClusterConfig, ClusterType
     from mixing.rirs import RirConfig, build_rirs
     from tests.helpers.corpus import build_corpus
 

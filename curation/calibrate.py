@@ -54,7 +54,8 @@ import scipy.fft
 import soundfile as sf
 from scipy.signal import oaconvolve, resample_poly
 
-from avforge.config import ConfigError
+from avforge.core.config import ConfigError
+from avforge.core.media import SAMPLE_RATE_HZ
 from curation.music import music_detector
 from curation.snr import (
     SnrConfig,
@@ -86,7 +87,6 @@ NOISE_FILES = {
     "music": ("guitar_16k.wav",),
 }
 """The bundled real noise and music, by kind: the noise used when none is given."""
-SAMPLE_RATE_HZ = 16000
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
 ROOM_TONE, BABBLE, STUDIO = "room_tone", "babble", "studio"
 TUNE, HELD_OUT = "tune", "held_out"
@@ -407,7 +407,7 @@ def default_scorers(silero: bool = False, denoiser: Path | None = None) -> dict[
     from webrtcvad + silero, i.e. ``vad.use_silero: true``; ~0.1 s of CPU per mixture) and, with
     ``denoiser`` (a trained 1-speaker + noise model package), ``denoiser``: that model as curation
     runs it (``snr: {estimator: denoiser, model: PATH}``, webrtcvad activity). A bad model raises
-    :class:`~avforge.config.ConfigError` before any mixture is made.
+    :class:`~avforge.core.config.ConfigError` before any mixture is made.
     """
     gated = VadGatedSnrEstimator(SnrConfig())
     previous = VadGatedSnrEstimator(SnrConfig(highpass_hz=0.0))

@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from avforge import variants
-from avforge.cluster import ClusterConfig
-from avforge.config import config_from_dict
+from avforge.core.cluster import ClusterConfig
+from avforge.core.config import config_from_dict
 from curation.config import CurateConfig
 from curation.pipeline import curate
 from curation.sources import scan_folder

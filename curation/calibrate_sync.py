@@ -35,7 +35,9 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from avforge.variants import AUDIO_RATE_HZ, FPS, delay, fit_length
+from avforge.core.media import FPS
+from avforge.core.media import SAMPLE_RATE_HZ as AUDIO_RATE_HZ
+from avforge.variants import delay, fit_length
 from curation.calibrate_speaker import auc, open_config
 from curation.config import CurateConfig
 from curation.decode import decode_audio

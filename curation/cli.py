@@ -2,7 +2,7 @@
 
 Thin wrappers: each parses its arguments, calls one library function, prints its summary. Errors in
 the inputs (unreadable SOURCES, a bad config key, an unwritable output) and systemic problems
-(:class:`avforge.errors.SystemicError`: storage full or read-only, a corrupt manifest in the corpus)
+(:class:`avforge.core.errors.SystemicError`: storage full or read-only, a corrupt manifest in the corpus)
 exit with status 2 and a one-line ``error:`` message; failed sources are rows in the corpus, not
 errors. Ctrl-C is one of them: ``error: interrupted; rerun the same command to resume``, status 2.
 """
@@ -38,9 +38,9 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Curate SOURCES into clean single-speaker clips in OUT."""
-        from avforge.cluster import load_cluster_config
-        from avforge.config import ConfigError
-        from avforge.errors import RunInterrupted, SystemicError
+        from avforge.core.cluster import load_cluster_config
+        from avforge.core.config import ConfigError
+        from avforge.core.errors import RunInterrupted, SystemicError
         from curation.config import load_curate_config
         from curation.faces import FaceModelError
         from curation.pipeline import curate as run_curate
@@ -116,8 +116,8 @@ def register(app: typer.Typer) -> None:
         """Assign leak-free splits: groups by source, pseudo-speaker and re-upload (docs/splits.md)."""
         from dataclasses import replace
 
-        from avforge.config import ConfigError
-        from avforge.errors import SystemicError
+        from avforge.core.config import ConfigError
+        from avforge.core.errors import SystemicError
         from curation.clusters import ClusteringLimitError
         from curation.splits import SplitPassConfig, read_heldout, run_split_pass
         from curation.voice import VoiceModelError

@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from avforge.config import ConfigError, check_range, load_config
+from avforge.core.config import ConfigError, check_range, load_config
 from curation.decode import DecodeConfig
 from curation.download import DownloadConfig
 from curation.export import ExportConfig

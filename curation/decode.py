@@ -24,7 +24,7 @@ stream -> ``no_video`` (at :func:`iter_video_frames`); a subprocess that runs pa
 stalls -> ``timeout``. Every subprocess has a time limit; the file name is passed as one argument
 (``file:`` protocol), never through a shell. ffmpeg and ffprobe run in their own session (a
 terminal's Ctrl-C reaches the run, not them); one ended by SIGINT, SIGTERM or SIGHUP anyway raises
-:class:`avforge.errors.RunInterrupted` (a shutdown is never a source failure).
+:class:`avforge.core.errors.RunInterrupted` (a shutdown is never a source failure).
 """
 
 from __future__ import annotations

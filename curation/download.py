@@ -14,7 +14,7 @@ Contract:
   playlist or a host outside ``allowed_hosts``, ``download_failed`` for anything else) and
   ``.detail`` (one line). :func:`fetch_isolated` retries transient ones with backoff; the caller
   turns the rest into a ``failed`` source row (and ``curation.ledger`` records the video's own
-  refusals, :data:`LEDGER_REASONS`). Systemic problems raise :mod:`avforge.errors` exceptions
+  refusals, :data:`LEDGER_REASONS`). Systemic problems raise :mod:`avforge.core.errors` exceptions
   instead (see below).
 
 How yt-dlp is driven (all options built in :func:`ytdlp_options`, nowhere else):
@@ -54,17 +54,17 @@ How yt-dlp is driven (all options built in :func:`ytdlp_options`, nowhere else):
   all of a worker's threads and children (not across worker processes). A fetch waits for its
   download slot in the parent, before the child's deadline starts.
 
-Systemic failures (not a source's fault) raise :mod:`avforge.errors` exceptions, never a
+Systemic failures (not a source's fault) raise :mod:`avforge.core.errors` exceptions, never a
 :class:`DownloadError`, so no ``failed`` row is written for them:
 
-- :class:`~avforge.errors.SystemicError` when the configured ``cookies_file`` cannot be read
+- :class:`~avforge.core.errors.SystemicError` when the configured ``cookies_file`` cannot be read
   any more (it was checked when the config was loaded);
-- :class:`~avforge.errors.StorageError` when the scratch folder cannot be written: an
+- :class:`~avforge.core.errors.StorageError` when the scratch folder cannot be written: an
   :class:`OSError` with errno ``ENOSPC``, ``EDQUOT`` or ``EROFS`` (or ``EACCES`` / ``EPERM`` on a
   file: a socket's ``EPERM`` is the network's) anywhere in yt-dlp's exception chain or from our own
   writes, or, after a ``download_failed``, a probe write into the folder that fails the same way
   (ffmpeg merges report a full disk as text only);
-- :class:`~avforge.errors.RunInterrupted` when the isolated fetch process died by a signal the
+- :class:`~avforge.core.errors.RunInterrupted` when the isolated fetch process died by a signal the
   parent did not send (or was killed because the parent shut down).
 
 The isolated fetch (:func:`fetch_isolated`) reuses long-lived child interpreters: a process-wide
@@ -114,14 +114,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from avforge.config import (
+from avforge.core.config import (
     ConfigError,
     check_choice,
     check_range,
     config_from_dict,
     config_to_dict,
 )
-from avforge.errors import RunInterrupted, StorageError, SystemicError
+from avforge.core.errors import RunInterrupted, StorageError, SystemicError
 from manifests.schema import SourceError
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -346,7 +346,7 @@ class _SilentLogger:
 def read_cookies_file(path: str) -> str:
     """The text of the Netscape cookies file ``path``, checked by yt-dlp's own cookie jar.
 
-    Raises :class:`~avforge.errors.SystemicError` (one line) when it is missing, unreadable or not
+    Raises :class:`~avforge.core.errors.SystemicError` (one line) when it is missing, unreadable or not
     a cookies file: every source would fail the same way, so it is never a source's failure.
     """
     import http.cookiejar
@@ -1487,8 +1487,8 @@ def fetch_isolated(
     ``cfg.backoff_max_s``; :func:`transient_backoff_s`); the last one is raised with the number
     of attempts in its detail.
 
-    Raises :class:`DownloadError` (a source failure), :class:`~avforge.errors.StorageError` (the
-    folder cannot be written) or :class:`~avforge.errors.RunInterrupted` (the child was killed by
+    Raises :class:`DownloadError` (a source failure), :class:`~avforge.core.errors.StorageError` (the
+    folder cannot be written) or :class:`~avforge.core.errors.RunInterrupted` (the child was killed by
     a signal the parent did not send, or the process is shutting down). Falls back to an
     in-process :func:`fetch` when ``cfg.isolate_process`` is False.
     """

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avforge.config import ConfigError, check_range
+from avforge.core.config import ConfigError, check_range
 from curation.crops import encode_crops
 from manifests.io import shard_path, write_records
 from manifests.media import FaceTrack, MediaRecord, write_media_shard

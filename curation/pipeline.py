@@ -3,7 +3,7 @@
 Contract of :func:`curate`:
 
 - input: a list of :class:`curation.sources.Source`, a corpus folder, a :class:`CurateConfig`, and
-  a :class:`avforge.cluster.ClusterConfig` (from ``dask_cluster.yaml``);
+  a :class:`avforge.core.cluster.ClusterConfig` (from ``dask_cluster.yaml``);
 - output: the corpus folder grows by one shard per source (an existing corpus keeps its shards:
   curating more sources adds to it); ``DIR/config/curate.yaml`` holds the resolved config; returns a
   :class:`CurateSummary` (sources ok/failed, left for the next run, segments kept/rejected by
@@ -19,7 +19,7 @@ time (a sliding window over ``as_completed``), so the scheduler's memory stays b
 A worker that dies has its tasks rescheduled by Dask; a task whose workers keep dying (``KilledWorker``)
 is resubmitted up to ``run.task_retries`` times, then written as a failed row (``internal_error``).
 A task that raises a non-systemic error (a bug on one odd input) becomes a failed row too, with the
-exception in ``error_detail``. A :class:`avforge.errors.SystemicError` (the run was interrupted, the
+exception in ``error_detail``. A :class:`avforge.core.errors.SystemicError` (the run was interrupted, the
 output or scratch storage cannot be written, a corrupt manifest in the corpus) or an ``OSError``
 (missing model files or binaries) stops the run: nothing more is submitted, the rest is cancelled,
 no row is written for it, and it propagates (a rerun resumes). Ctrl-C (``KeyboardInterrupt``) stops
@@ -46,15 +46,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from avforge.cluster import ClusterConfig, open_client
-from avforge.config import write_resolved_config
-from avforge.errors import StorageError, SystemicError
+from avforge.core.cluster import ClusterConfig, open_client
+from avforge.core.config import write_resolved_config
+from avforge.core.errors import StorageError, SystemicError
+from avforge.core.files import is_local
 from curation.config import CurateConfig
 from curation.download import one_line
 from curation.process import failed_record
 from curation.sources import Source
 from curation.tasks import TaskResult, curate_task, write_failed
-from manifests.io import is_local, join
+from manifests.io import join
 from manifests.schema import SourceError
 
 

@@ -31,8 +31,8 @@ from typing import Any
 
 import ffmpeg
 
-from avforge.config import check_choice, check_range
-from avforge.errors import RunInterrupted
+from avforge.core.config import check_choice, check_range
+from avforge.core.errors import RunInterrupted
 from manifests.schema import SourceError
 
 # Generic ffmpeg lines that say nothing about the cause; the detail is the last line before them.
@@ -189,7 +189,7 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def check_not_stopped(returncode: int, what: str) -> None:
-    """Raise :class:`avforge.errors.RunInterrupted` when a child (``what``) was ended by SIGINT,
+    """Raise :class:`avforge.core.errors.RunInterrupted` when a child (``what``) was ended by SIGINT,
     SIGTERM or SIGHUP: a shutdown, not its input (children run in their own session, so a
     terminal's Ctrl-C does not reach them; a signal that still does is never a source failure)."""
     if returncode < 0 and -returncode in _STOP_SIGNALS:

@@ -6,8 +6,8 @@ its reason), the kept clips' ``clips`` rows and media rows. It writes nothing bu
 scratch folder (deleted afterwards unless ``download.keep_downloads``). A fetch or media failure is a
 ``failed`` row (``download_failed``, ``not_found``, ``timeout``, ``too_long``, ``too_large``,
 ``no_audio``, ``no_video``, ``corrupt_media``, ``invalid_source``); it raises only for systemic
-problems (missing model files, ffmpeg missing, a bug; :class:`avforge.errors.RunInterrupted` when a
-child was stopped by a shutdown signal, :class:`avforge.errors.StorageError` when the scratch folder
+problems (missing model files, ffmpeg missing, a bug; :class:`avforge.core.errors.RunInterrupted` when a
+child was stopped by a shutdown signal, :class:`avforge.core.errors.StorageError` when the scratch folder
 cannot be written), which the Dask layer reports: a shutdown is never a source failure.
 
 Stage order (memory stays bounded by one source's 16 kHz audio plus one window's 25 fps frames):

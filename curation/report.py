@@ -27,8 +27,9 @@ import pyarrow as pa
 import yaml
 
 import manifests
+from avforge.core import files
 from curation.splits import LeakReport, find_leaks, read_split_records
-from manifests.io import atomic_write_bytes, exists, join
+from manifests.io import exists, join
 from manifests.schema import RejectReason
 
 DECISION_ORDER = (
@@ -255,5 +256,5 @@ def write_report(corpus: str, out_path: str | None = None) -> str:
     """
     d = report_data(corpus)
     path = out_path if out_path is not None else join(corpus, "report.html")
-    atomic_write_bytes(path, render_html(corpus, d).encode("utf-8"))
+    files.atomic_write_bytes(path, render_html(corpus, d).encode("utf-8"))
     return path

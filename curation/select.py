@@ -48,7 +48,7 @@ from typing import Protocol
 
 import numpy as np
 
-from avforge.config import check_order, check_range
+from avforge.core.config import check_order, check_range
 from curation.vad import SpeechActivity
 from manifests.schema import RejectReason
 

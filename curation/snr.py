@@ -26,7 +26,7 @@ that matters to speech (on dry LibriSpeech windows, without it 21 % read under 2
   speech (so pauses neither dilute the speech nor hide the noise under it). In curation the denoiser
   is a trained 1-speaker + noise model package (``snr: {estimator: denoiser, model: PATH}``,
   ``training.denoiser``); the package is checked when the config is built, so a missing or wrong
-  model is a :class:`~avforge.config.ConfigError` at load, never a failure per source.
+  model is a :class:`~avforge.core.config.ConfigError` at load, never a failure per source.
 
 Silence-only input gives ``min_db``; digital silence between words with no noise gives ``max_db``.
 """
@@ -44,7 +44,7 @@ from typing import Protocol
 import numpy as np
 from scipy.signal import butter, sosfilt, sosfilt_zi
 
-from avforge.config import ConfigError, check_order, check_range
+from avforge.core.config import ConfigError, check_order, check_range
 from curation.music import MusicModelError, check_music_model
 from curation.vad import SpeechActivity, VadConfig, detect_speech
 

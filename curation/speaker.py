@@ -52,7 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from avforge.config import ConfigError, check_range
+from avforge.core.config import ConfigError, check_range
 from curation.lrasd import LRASD, load_lrasd
 from curation.snr import frame_powers
 

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avforge.config import check_range
+from avforge.core.config import check_range
 from curation.clusters import DEFAULT_THRESHOLD, cluster_speakers
 from curation.export import ExportConfig, split_for, split_key
 from curation.fingerprint import DuplicateIndex, Fingerprint, source_fingerprint

@@ -4,7 +4,7 @@ Contract of :func:`curate_task` (what a Dask worker runs; also callable directly
 
 1. if ``sources/<shard>.arrow`` exists the source is done: its rows are read back and summarised
    (``skipped=True``), nothing is recomputed or rewritten; a done marker that cannot be read (corrupt,
-   truncated, written by another schema version) raises :class:`avforge.errors.CorruptCorpusError`
+   truncated, written by another schema version) raises :class:`avforge.core.errors.CorruptCorpusError`
    naming the file (never overwritten: a rerun must not turn a finished source into a failed one).
    With ``retry_failed`` a done source whose row is ``failed`` is redone instead (its row is
    replaced when the new result is written);
@@ -26,8 +26,8 @@ So there is one rule for reruns: a source with a ``sources`` row is done, ok or 
 other sources of a refused video fail without asking the site again.
 
 The shard name is the source id (sources' ids are file-name safe). Only systemic problems raise
-(:class:`avforge.errors.SystemicError`; an ``OSError`` while writing the shards becomes a
-:class:`avforge.errors.StorageError`). A failed source has only its ``sources`` row.
+(:class:`avforge.core.errors.SystemicError`; an ``OSError`` while writing the shards becomes a
+:class:`avforge.core.errors.StorageError`). A failed source has only its ``sources`` row.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from avforge.errors import CorruptCorpusError, StorageError
+from avforge.core.errors import CorruptCorpusError, StorageError
 from curation import ledger
 from curation.config import CurateConfig
 from curation.download import TRANSIENT_REASONS

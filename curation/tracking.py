@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from avforge.config import check_range
+from avforge.core.config import check_range
 from curation.faces import Detection, FrameDetections, box_iou
 from manifests.media import FaceTrack
 

@@ -32,7 +32,7 @@ import numpy as np
 import webrtcvad
 from scipy.signal import resample_poly
 
-from avforge.config import check_choice, check_range
+from avforge.core.config import check_choice, check_range
 
 _WEBRTC_RATES_HZ = (8000, 16000, 32000, 48000)
 _SILERO_RATE_HZ = 16000

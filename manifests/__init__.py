@@ -17,7 +17,6 @@ import pyarrow as pa
 
 from manifests.io import (
     ManifestError,
-    atomic_write_bytes,
     list_shards,
     read_manifest,
     shard_path,
@@ -114,7 +113,6 @@ __all__ = [
     "Split",
     "SplitRecord",
     "VerifyReport",
-    "atomic_write_bytes",
     "list_shards",
     "read_clips",
     "read_ledger",

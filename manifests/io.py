@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import os
 import posixpath
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
-import fsspec
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
+from avforge.core import files
 from manifests.schema import (
     ADDED_COLUMNS,
     META_TABLE,
@@ -54,16 +53,6 @@ class ManifestError(ValueError):
 # --------------------------------------------------------------------------- paths
 
 
-def _fs(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
-    fs, root = fsspec.core.url_to_fs(str(path))
-    return fs, root
-
-
-def is_local(path: str) -> bool:
-    fs, _ = _fs(path)
-    return "file" in fs.protocol if isinstance(fs.protocol, tuple) else fs.protocol == "file"
-
-
 def join(base: str, *parts: str) -> str:
     """Join path parts of a local path or URL with '/'."""
     base = str(base)
@@ -84,7 +73,7 @@ def shard_path(corpus: str, table: str, shard: str) -> str:
 
 
 def exists(path: str) -> bool:
-    fs, p = _fs(path)
+    fs, p = files.url_to_fs(path)
     return bool(fs.exists(p))
 
 
@@ -99,7 +88,7 @@ def require_corpus(corpus: str) -> str:
 
 def list_shards(corpus: str, table: str) -> list[str]:
     """Sorted shard names of ``table`` (complete files only; temporaries are ignored)."""
-    fs, root = _fs(table_dir(corpus, table))
+    fs, root = files.url_to_fs(table_dir(corpus, table))
     if not fs.exists(root):
         return []
     names = []
@@ -113,36 +102,6 @@ def list_shards(corpus: str, table: str) -> list[str]:
 # --------------------------------------------------------------------------- writing
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see either nothing or the whole file."""
-    fs, p = _fs(path)
-    parent = posixpath.dirname(p)
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
-    tmp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}-{posixpath.basename(p)}")
-    if is_local(path):
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, p)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        dir_fd = os.open(parent or ".", os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    else:
-        with fs.open(tmp, "wb") as fh:
-            fh.write(data)
-        fs.mv(tmp, p)
-
-
 def table_to_ipc_bytes(table: pa.Table) -> bytes:
     sink = pa.BufferOutputStream()
     with ipc.new_file(sink, table.schema) as writer:
@@ -152,7 +111,7 @@ def table_to_ipc_bytes(table: pa.Table) -> bytes:
 
 def write_table(path: str, table: pa.Table) -> None:
     """Write an Arrow table to ``path`` atomically (IPC file, uncompressed, memory-mappable)."""
-    atomic_write_bytes(path, table_to_ipc_bytes(table))
+    files.atomic_write_bytes(path, table_to_ipc_bytes(table))
 
 
 def write_records(corpus: str, table: str, shard: str, records: Sequence[Any]) -> str:
@@ -170,11 +129,11 @@ def write_records(corpus: str, table: str, shard: str, records: Sequence[Any]) -
 def open_ipc(path: str, *, memory_map: bool = True) -> pa.Table:
     """Read an Arrow IPC file (memory-mapped when local); errors name the file."""
     try:
-        if memory_map and is_local(path):
-            _, p = _fs(path)
+        if memory_map and files.is_local(path):
+            _, p = files.url_to_fs(path)
             source = pa.memory_map(p, "r")
             return ipc.open_file(source).read_all()
-        fs, p = _fs(path)
+        fs, p = files.url_to_fs(path)
         with fs.open(p, "rb") as fh:
             buf = pa.py_buffer(fh.read())
         return ipc.open_file(buf).read_all()

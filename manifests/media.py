@@ -12,7 +12,7 @@ once per item, so decode cost is small next to the storage saved.
 Integrity: every writer stores a CRC-32 of each row's stored audio bytes (``samples_crc32``) and of
 its face bytes (``face_crc32``: the cells of :data:`FACE_CHECKSUM_COLUMNS` in that order, each JPEG
 crop in frame order); :func:`verify_row` recomputes them and raises
-:class:`avforge.errors.CorruptCorpusError` naming the shard, the row and the part on a mismatch.
+:class:`avforge.core.errors.CorruptCorpusError` naming the shard, the row and the part on a mismatch.
 :meth:`MediaReader.audio` checks a row's audio checksum on every read (one CRC pass over the row, next
 to the decode); the mixing renderer checks it once per row it caches; ``avforge verify`` checks every
 row of every shard. Shards written before checksums existed have no such columns: they read as
@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from avforge.errors import CorruptCorpusError
+from avforge.core.errors import CorruptCorpusError
 from manifests.io import ManifestError, open_ipc, validate_schema, write_table
 from manifests.schema import MEDIA_OPTIONAL_COLUMNS, MEDIA_SCHEMA, SampleFormat
 

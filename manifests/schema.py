@@ -37,6 +37,8 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
+from avforge.core.media import FPS
+
 SCHEMA_VERSION = "2"
 META_VERSION = b"avforge.schema_version"
 META_TABLE = b"avforge.table"
@@ -266,7 +268,7 @@ class ClipRecord:
     """Media shard file name in the corpus's ``media/`` folder."""
     media_row: int
     """Row of this clip in ``media_shard``."""
-    fps: float = 25.0
+    fps: float = float(FPS)
     speaker_id: str | None = None
     """A speaker label when known (else the source id stands in for it)."""
     gender: str | None = None

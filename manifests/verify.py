@@ -16,7 +16,7 @@ manifest rows; training runs them on its corpora before the first step (``data.b
 docs/training.md).
 
 Failure modes: problems are collected as one line each, ``<file>: <problem>``; :func:`check_media_shard`
-raises :class:`avforge.errors.CorruptCorpusError` naming the file.
+raises :class:`avforge.core.errors.CorruptCorpusError` naming the file.
 
 Example::
 
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from avforge.errors import CorruptCorpusError
+from avforge.core.errors import CorruptCorpusError
 from manifests.io import ManifestError, exists, join, list_shards, open_ipc, read_table, shard_path
 from manifests.media import has_checksums, validate_media_schema, verify_row
 from manifests.schema import TABLES

@@ -1,6 +1,6 @@
 """Command-line verbs of the mixing stage: ``mix freeze``, ``mix render``, ``noises add``, ``rirs build``.
 
-Each verb is a thin wrapper: it loads its config (YAML through ``avforge.config.load_config``, with a
+Each verb is a thin wrapper: it loads its config (YAML through ``avforge.core.config.load_config``, with a
 few common fields as options), calls one library function, and prints what it wrote. Errors in the
 inputs (a bad config, a missing or corrupt manifest, a corpus that cannot serve the config, a recipe
 naming missing media, an unwritable output) are printed as one ``error:`` line and exit with status 2
@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 
 from avforge.cli_errors import fail, reported_errors
-from avforge.config import load_config, write_resolved_config
+from avforge.core.config import load_config, write_resolved_config
 from manifests.io import join, require_corpus
 from manifests.schema import MixTask, NoiseKind, Split
 from mixing.config import MixingConfig
@@ -144,7 +144,7 @@ def rirs_build(
     ),
 ) -> None:
     """Simulate a bank of room impulse responses (pyroomacoustics ShoeBox) on the Dask cluster."""
-    from avforge.cluster import load_cluster_config
+    from avforge.core.cluster import load_cluster_config
     from mixing.rirs import RirConfig, build_rirs
 
     with reported_errors():

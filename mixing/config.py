@@ -2,7 +2,7 @@
 (:class:`RenderConfig`), plus presets for the AVSpeech paper's four tasks.
 
 All dataclasses are frozen and validate their ranges in ``__post_init__``; load them from YAML with
-``avforge.config.load_config(MixingConfig, path)``. Fields left ``None`` in a :class:`MixingConfig`
+``avforge.core.config.load_config(MixingConfig, path)``. Fields left ``None`` in a :class:`MixingConfig`
 are filled from the task's preset (:data:`TASK_PRESETS`), so the resolved config written next to every
 output always holds concrete values.
 
@@ -17,7 +17,7 @@ import enum
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from avforge.config import ConfigError, check_choice, check_range
+from avforge.core.config import ConfigError, check_choice, check_range
 from manifests.schema import MixTask, Split
 
 

@@ -34,7 +34,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
-from avforge.config import write_resolved_config
+from avforge.core.config import write_resolved_config
 from manifests import read_mixtures, write_records
 from manifests.io import join
 from manifests.schema import MixtureSpec, table_to_records

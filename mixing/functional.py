@@ -23,8 +23,9 @@ import numpy as np
 import scipy.fft
 import torch
 
-SAMPLE_RATE_HZ = 16000
-VIDEO_FPS = 25.0
+from avforge.core.media import FPS as VIDEO_FPS
+from avforge.core.media import SAMPLE_RATE_HZ
+
 STFT_WIN_LENGTH = 400
 """25 ms Hann window at 16 kHz."""
 STFT_HOP_LENGTH = 160

@@ -32,7 +32,7 @@ import numpy as np
 import scipy.signal
 import soundfile
 
-from avforge.config import check_range
+from avforge.core.config import check_range
 from manifests.io import join, shard_path, write_records
 from manifests.media import MediaRecord, write_media_shard
 from manifests.schema import NoiseKind, NoiseRecord, Split

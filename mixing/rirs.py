@@ -30,8 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avforge.cluster import ClusterConfig, open_client
-from avforge.config import ConfigError, check_range
+from avforge.core.cluster import ClusterConfig, open_client
+from avforge.core.config import ConfigError, check_range
 from manifests.io import exists, shard_path, write_records
 from manifests.media import MediaRecord, write_media_shard
 from manifests.schema import RirRecord, SampleFormat

@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 import manifests
 from avforge.cli import app
-from avforge.cluster import load_cluster_config
-from avforge.config import load_config
+from avforge.core.cluster import load_cluster_config
+from avforge.core.config import load_config
 from avforge.demo import DemoError, StepRunner, avforge_command, run_verb
 from avforge.demo_config import FULL, QUICK, write_demo_configs
 from avforge.demo_config.summary import check_ground_truth

@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 
 import manifests
 from avforge.cli import app
-from avforge.cluster import ClusterConfig, ClusterType
-from avforge.config import config_from_dict
+from avforge.core.cluster import ClusterConfig, ClusterType
+from avforge.core.config import config_from_dict
 from manifests.schema import RejectReason, SourceError
 from mixing.config import MixingConfig
 from mixing.dataset import freeze_recipes

@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Train a separation model from corpus manifests."""
-        from avforge.config import load_config
+        from avforge.core.config import load_config
         from training.config import TrainConfig
         from training.data import DataError
         from training.train import quiet_lightning, train

@@ -1,6 +1,6 @@
 """Typed training configuration: :class:`TrainConfig` and its sections, loaded from one YAML file.
 
-``avforge train --config FILE`` reads a :class:`TrainConfig` with ``avforge.config.load_config``
+``avforge train --config FILE`` reads a :class:`TrainConfig` with ``avforge.core.config.load_config``
 (unknown keys rejected, ranges checked here in ``__post_init__``). Sections, each given only to the
 part that uses it:
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
-from avforge.config import ConfigError, check_choice, check_range
+from avforge.core.config import ConfigError, check_choice, check_range
 from mixing.config import MixingConfig
 from training.losses import PitMode
 from training.models.separators import VisualInput

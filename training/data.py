@@ -26,7 +26,7 @@ for every clip of the pool: :class:`MixtureSource` (and :func:`check_lip_feature
 Integrity: before a pool is used, :class:`MixtureSource` opens every media shard its corpora's
 clips, noises and RIRs point to (:func:`manifests.verify.check_referenced_media`: readable, the media
 schema, enough rows; every row's checksums too with ``checksums``). A broken shard raises
-:class:`avforge.errors.CorruptCorpusError` naming it (``broken_media="error"``, the default) or, with
+:class:`avforge.core.errors.CorruptCorpusError` naming it (``broken_media="error"``, the default) or, with
 ``broken_media="skip"``, its clips, noises and RIRs leave the pool with one logged warning per shard.
 :attr:`MixtureSource.fingerprint` hashes what the stream is drawn from (the pools, in order), so a
 resumed run can tell that its corpora changed (:mod:`training.datamodule`).
@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 import torch
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
-from avforge.errors import CorruptCorpusError
+from avforge.core.errors import CorruptCorpusError
 from manifests import read_clips, read_noises, read_rirs
 from manifests.io import join
 from manifests.schema import MixtureSpec, Split

@@ -28,8 +28,9 @@ import numpy as np
 import torch
 from scipy.signal import resample_poly
 
+from avforge.core.media import SAMPLE_RATE_HZ
 from training.models import AudioOnlySeparator, MaskSeparator, from_package
-from training.separate import SAMPLE_RATE_HZ, SeparateError, _frames, separate_long
+from training.separate import SeparateError, _frames, separate_long
 
 MIN_SAMPLES = 400
 """Shorter audio than one STFT window (25 ms at 16 kHz) has no clean estimate: zeros."""

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from avforge.config import config_from_dict
+from avforge.core.config import config_from_dict
 from manifests import read_clips, read_mixtures, table_to_records
 from manifests.schema import MixtureSpec, normalize_gender
 from mixing.config import FaceStream, RenderConfig

@@ -23,9 +23,8 @@ from pystoi import stoi
 from torch import Tensor
 from torchmetrics.functional.audio import signal_distortion_ratio
 
+from avforge.core.media import SAMPLE_RATE_HZ
 from training.losses import singlesrc_neg_sisdr
-
-SAMPLE_RATE_HZ = 16000
 
 
 def _flat(estimates: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from avforge.core.media import FPS, SAMPLE_RATE_HZ
 from manifests.media import FaceTrack
 from training.models import AudioVisualSeparator, MaskSeparator, VisualInput
 from training.models.serialize import InputMismatchError, check_input, contract_of
@@ -41,8 +42,6 @@ from training.models.serialize import InputMismatchError, check_input, contract_
 if TYPE_CHECKING:
     from curation.probe import MediaInfo
 
-SAMPLE_RATE_HZ = 16000
-FPS = 25
 SAMPLES_PER_FRAME = SAMPLE_RATE_HZ // FPS
 
 

@@ -27,7 +27,7 @@ import lightning.pytorch as pl
 import torch
 from torch import Tensor
 
-from avforge.config import config_from_dict, config_to_dict
+from avforge.core.config import config_from_dict, config_to_dict
 from training import losses, metrics
 from training.batch import SeparationBatch
 from training.config import LossConfig, LossKind, ModelConfig, ModelKind, OptimConfig

@@ -34,7 +34,7 @@ import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 
-from avforge.config import config_to_dict, write_resolved_config
+from avforge.core.config import config_to_dict, write_resolved_config
 from mixing.config import FaceStream
 from training.config import ModelKind, TrainConfig, TrainerConfig, VisualInputChoice
 from training.datamodule import SeparationDataModule

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from avforge.config import check_range
+from avforge.core.config import check_range
 
 
 @dataclass(frozen=True)

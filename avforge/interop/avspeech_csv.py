@@ -32,9 +32,9 @@ from dataclasses import dataclass, field
 import pyarrow.compute as pc
 
 import manifests
+from avforge.core import files
 from avforge.interop.tables import media_path
 from curation.sources import youtube_id
-from manifests.io import atomic_write_bytes
 from manifests.schema import SourceKind, Split
 
 _AVSPEECH_SOURCE_ID = re.compile(r"^([A-Za-z0-9_-]{11})_\d{9}$")
@@ -144,5 +144,5 @@ def export_avspeech_csv(
     export = avspeech_rows(corpus, split)
     text = format_avspeech_csv(export.rows)
     if out is not None:
-        atomic_write_bytes(str(out), text.encode("utf-8"))
+        files.atomic_write_bytes(str(out), text.encode("utf-8"))
     return text, export

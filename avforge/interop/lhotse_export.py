@@ -58,7 +58,7 @@ from lhotse.array import TemporalArray
 from lhotse.audio import AudioSource
 
 import manifests
-from avforge.config import write_resolved_config
+from avforge.core.config import write_resolved_config
 from avforge.interop.naming import safe_name
 from avforge.interop.tables import media_path
 from manifests.media import PCM16_SCALE, FaceTrack

@@ -57,7 +57,8 @@ from lhotse import Recording, RecordingSet
 from lhotse.audio.utils import AudioLoadingError
 from lhotse.cut import Cut, MonoCut, MultiCut
 
-from avforge.config import ConfigError, check_range, write_resolved_config
+from avforge.core.config import ConfigError, check_range, write_resolved_config
+from avforge.core.media import FPS
 from avforge.interop.naming import hash_split, safe_name
 from manifests.io import join, shard_path, write_records
 from manifests.media import MediaRecord, write_media_shard
@@ -71,8 +72,6 @@ from manifests.schema import (
     Split,
     normalize_gender,
 )
-
-FPS = 25.0
 
 
 class ImportTarget(enum.StrEnum):

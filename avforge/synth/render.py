@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from avforge.config import check_choice, check_range
+from avforge.core.config import check_choice, check_range
+from avforge.core.media import SAMPLE_RATE_HZ
 from avforge.synth.errors import MissingToolError, RenderError
 from avforge.synth.scenario import Scenario
 from avforge.synth.sprite import paste
 from avforge.synth.timeline import FPS, HEIGHT, WIDTH, Plan, plan_scenario
 from avforge.synth.truth import truth_dict
-from avforge.synth.voices import SAMPLE_RATE_HZ
 
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
 

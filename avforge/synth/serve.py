@@ -41,7 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
-from avforge.config import check_range
+from avforge.core.config import check_range
 
 HOSTILE_TITLE = "../../etc/passwd\x07\x1b[31m talk\r\nX-Evil: 1 \u202e4pm.exe"
 HOSTILE_FILE_NAME = "../../../tmp/evil\x07\x1b[2J;rm -rf ~.mp4"

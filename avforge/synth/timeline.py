@@ -19,12 +19,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from avforge.core.media import SAMPLE_RATE_HZ
 from avforge.synth import audio as A
 from avforge.synth.mouth import mouth_opening, speech_envelope_db
 from avforge.synth.scenario import N_FACES, Scenario, Section, SectionKind
 from avforge.synth.scene import slide_background, stage_background
 from avforge.synth.sprite import TalkingSprite, build_sprite
-from avforge.synth.voices import SAMPLE_RATE_HZ, SPEAKERS, load_noise, load_utterances
+from avforge.synth.voices import SPEAKERS, load_noise, load_utterances
 
 WIDTH, HEIGHT, FPS = 640, 360, 25
 FACE_CENTRE_Y = 0.47

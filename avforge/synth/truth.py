@@ -13,8 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from avforge.core.media import SAMPLE_RATE_HZ
 from avforge.synth.timeline import FPS, HEIGHT, WIDTH, Plan
-from avforge.synth.voices import SAMPLE_RATE_HZ, SPEAKERS
+from avforge.synth.voices import SPEAKERS
 
 TRUTH_FORMAT = "avforge.synth.truth/1"
 

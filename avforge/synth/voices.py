@@ -25,10 +25,10 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from avforge.core.media import SAMPLE_RATE_HZ
 from avforge.synth.audio import normalize_active, trim_silence
 from avforge.synth.errors import MissingToolError, SynthError
 
-SAMPLE_RATE_HZ = 16_000
 SPEECH_LEVEL_DB = -26.0
 ESPEAK_TIMEOUT_S = 30.0
 

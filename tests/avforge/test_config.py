@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from avforge.cluster import ClusterConfig, ClusterType, load_cluster_config, open_client
-from avforge.config import (
+from avforge.core.cluster import ClusterConfig, ClusterType, load_cluster_config, open_client
+from avforge.core.config import (
     ConfigError,
     check_choice,
     check_range,

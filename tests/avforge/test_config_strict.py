@@ -17,8 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from avforge.cli import app
-from avforge.cluster import ClusterConfig, load_cluster_config
-from avforge.config import ConfigError, config_to_yaml, load_config, write_resolved_config
+from avforge.core.cluster import ClusterConfig, load_cluster_config
+from avforge.core.config import ConfigError, config_to_yaml, load_config, write_resolved_config
 from curation.config import CurateConfig, load_curate_config
 from curation.snr import SnrConfig
 from mixing.config import MixingConfig
@@ -76,7 +76,7 @@ def test_check_range_rejects_nan_built_in_python():
 
 
 def test_fields_that_allow_infinity_keep_working(tmp_path):
-    from avforge.config import ALLOW_INF, check_range
+    from avforge.core.config import ALLOW_INF, check_range
 
     @dataclasses.dataclass(frozen=True)
     class Caps:
@@ -120,7 +120,7 @@ def test_duplicate_in_flow_mapping_of_the_cluster_config(tmp_path):
 
 
 def test_merge_keys_may_still_override(tmp_path):
-    from avforge.config import parse_yaml
+    from avforge.core.config import parse_yaml
 
     data = parse_yaml("base: &b {x: 1, y: 2}\nuse:\n  <<: *b\n  x: 3\n")
     assert data["use"] == {"x": 3, "y": 2}

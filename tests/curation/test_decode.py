@@ -295,7 +295,7 @@ def test_duration_cap_and_unknown_duration(talk):
 
 
 def test_config_rejects_bad_values():
-    from avforge.config import ConfigError, config_from_dict
+    from avforge.core.config import ConfigError, config_from_dict
 
     assert config_from_dict(DecodeConfig, {"channel": "mix"}).channel == "mix"
     with pytest.raises(ConfigError, match="channel"):

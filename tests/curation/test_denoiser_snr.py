@@ -22,8 +22,8 @@ from typer.testing import CliRunner
 import manifests
 from avforge import variants
 from avforge.cli import app
-from avforge.cluster import ClusterConfig, ClusterType
-from avforge.config import ConfigError, config_from_dict
+from avforge.core.cluster import ClusterConfig, ClusterType
+from avforge.core.config import ConfigError, config_from_dict
 from curation import calibrate
 from curation.calibrate import mix_at_snr
 from curation.config import CurateConfig, load_curate_config

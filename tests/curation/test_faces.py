@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from avforge.config import ConfigError, config_from_dict
+from avforge.core.config import ConfigError, config_from_dict
 from curation.crops import (
     ARCFACE_TEMPLATE_112,
     crop_matrix,

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 import manifests
-from avforge.cluster import ClusterConfig, ClusterType, LocalClusterConfig
+from avforge.core.cluster import ClusterConfig, ClusterType, LocalClusterConfig
 from avforge.synth import load_truth
 from avforge.synth.serve import FaultKind, Faults, LoopbackServer, fault_url
 from curation.config import CurateConfig, RunConfig

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from avforge.config import config_from_dict
-from avforge.errors import RunInterrupted, StorageError
+from avforge.core.config import config_from_dict
+from avforge.core.errors import RunInterrupted, StorageError
 from avforge.synth.serve import FaultKind, Faults, LoopbackServer, fault_url
 from curation.config import CurateConfig
 from curation.download import DownloadConfig, DownloadError, fetch, fetch_isolated

@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 import manifests
-from avforge.cluster import ClusterConfig, ClusterType
+from avforge.core.cluster import ClusterConfig, ClusterType
 from avforge.synth.serve import FaultKind, Faults, LoopbackServer, fault_url
 from curation import ledger
 from curation.config import CurateConfig, RunConfig

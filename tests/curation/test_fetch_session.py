@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from avforge.config import ConfigError, config_from_dict
-from avforge.errors import SystemicError
+from avforge.core.config import ConfigError, config_from_dict
+from avforge.core.errors import SystemicError
 from avforge.synth.serve import LoopbackServer
 from curation.config import load_curate_config
 from curation.download import (
@@ -64,7 +64,7 @@ def _cfg(**kw) -> DownloadConfig:
 
 
 def _plain(cfg: DownloadConfig) -> dict:
-    from avforge.config import config_to_dict
+    from avforge.core.config import config_to_dict
 
     return config_to_dict(cfg)
 

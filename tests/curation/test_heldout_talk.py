@@ -10,7 +10,7 @@ import pytest
 
 import manifests
 from avforge import variants
-from avforge.cluster import ClusterConfig, ClusterType
+from avforge.core.cluster import ClusterConfig, ClusterType
 from curation.config import CurateConfig, RunConfig
 from curation.pipeline import curate
 from curation.sources import scan_folder

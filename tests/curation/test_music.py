@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from avforge.config import ConfigError
+from avforge.core.config import ConfigError
 from curation.music import (
     MUSIC_CLASS,
     PATCH_FRAMES,

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import manifests
-from avforge.cluster import ClusterConfig, ClusterType, LocalClusterConfig
+from avforge.core.cluster import ClusterConfig, ClusterType, LocalClusterConfig
 from avforge.synth import Scenario, load_truth, section, serve_folder
 from avforge.synth import SectionKind as K
 from curation.config import CurateConfig, RunConfig

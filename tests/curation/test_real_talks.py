@@ -17,7 +17,7 @@ import pytest
 
 import manifests
 from avforge import variants
-from avforge.cluster import ClusterConfig, ClusterType
+from avforge.core.cluster import ClusterConfig, ClusterType
 from curation.calibrate_speaker import bundled_babble
 from curation.config import CurateConfig, RunConfig
 from curation.faces import load_detector

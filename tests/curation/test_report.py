@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from avforge.cli import app
-from avforge.config import write_resolved_config
+from avforge.core.config import write_resolved_config
 from curation.config import CurateConfig
 from curation.export import ExportConfig, KeptClip, build_outputs, write_source_shards
 from curation.report import report_data, write_report

@@ -28,7 +28,8 @@ from typer.testing import CliRunner
 import manifests
 import manifests.io
 from avforge.cli import app
-from avforge.cluster import ClusterConfig, ClusterType, LocalClusterConfig, open_client
+from avforge.core import files
+from avforge.core.cluster import ClusterConfig, ClusterType, LocalClusterConfig, open_client
 from curation.config import CurateConfig, RunConfig
 from curation.pipeline import curate
 from curation.process import failed_record
@@ -216,7 +217,7 @@ def test_a_damaged_sources_shard_stops_the_rerun_and_is_never_overwritten(
     assert len(errors) == 1 and str(shard) in errors[0], result.stderr
     assert "Traceback" not in result.output
     assert {p: p.read_bytes() for p in corpus.rglob("*.arrow")} == before  # nothing rewritten
-    from avforge.errors import CorruptCorpusError
+    from avforge.core.errors import CorruptCorpusError
 
     with pytest.raises(CorruptCorpusError, match=str(shard)):
         read_done(str(corpus), shard.stem)
@@ -273,14 +274,14 @@ def test_out_naming_a_file_is_one_error_line(broken_video, tmp_path):
 def test_unwritable_or_full_out_is_one_error_line_and_no_row(
     broken_video, tmp_path, monkeypatch, code, when
 ):
-    real = manifests.io.atomic_write_bytes
+    real = files.atomic_write_bytes
 
     def failing(path: str, data: bytes) -> None:
         if when == "config" or "/config/" not in path:
             raise OSError(code, os.strerror(code), path)
         real(path, data)
 
-    monkeypatch.setattr(manifests.io, "atomic_write_bytes", failing)
+    monkeypatch.setattr(files, "atomic_write_bytes", failing)
     out = tmp_path / "corpus"
     _one_error_line(_invoke(broken_video, out, tmp_path), str(out), os.strerror(code))
     assert not list(out.rglob("*.arrow"))  # no source became a failed row

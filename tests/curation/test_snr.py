@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avforge.config import ConfigError, config_from_dict
+from avforge.core.config import ConfigError, config_from_dict
 from curation import calibrate
 from curation.calibrate import Scorer, mix_at_snr
 from curation.snr import (

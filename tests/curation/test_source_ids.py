@@ -8,7 +8,7 @@ import hashlib
 import pytest
 
 import manifests
-from avforge.cluster import ClusterConfig, ClusterType
+from avforge.core.cluster import ClusterConfig, ClusterType
 from avforge.interop.avspeech_csv import AvspeechRow, format_avspeech_csv, video_of
 from avforge.synth import load_truth, serve_folder
 from curation.config import CurateConfig, RunConfig

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from avforge import variants
-from avforge.config import ConfigError
+from avforge.core.config import ConfigError
 from curation.decode import decode_audio
 from curation.lrasd import mfcc_for_frames
 from curation.speaker import (

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from avforge.config import ConfigError
+from avforge.core.config import ConfigError
 from curation.faces import (
     Detection,
     FaceConfig,

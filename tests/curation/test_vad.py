@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from avforge.config import ConfigError
+from avforge.core.config import ConfigError
 from curation.vad import SpeechActivity, VadConfig, detect_speech, smooth_decisions
 from tests.helpers.curation_audio_media import load_asset, trimmed_speech
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import manifests
-from avforge.cluster import ClusterConfig, ClusterType
+from avforge.core.cluster import ClusterConfig, ClusterType
 from avforge.interop import export_avspeech_csv
 from avforge.interop.tables import media_path
 from avforge.synth import load_truth, serve_folder

@@ -9,7 +9,7 @@ import soundfile
 from lhotse import CutSet, MonoCut, Recording, RecordingSet, SupervisionSegment
 
 import manifests
-from avforge.config import ConfigError
+from avforge.core.config import ConfigError
 from avforge.interop.lhotse_export import export_lhotse
 from avforge.interop.lhotse_import import (
     ImportTarget,

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 import manifests
-from avforge.errors import CorruptCorpusError
+from avforge.core.errors import CorruptCorpusError
 from manifests.io import open_ipc, shard_path, write_table
 from manifests.media import MEDIA_REQUIRED_SCHEMA, MediaReader, verify_row
 from manifests.verify import check_media_shard, verify_corpus

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avforge.cluster import ClusterConfig, ClusterType
+from avforge.core.cluster import ClusterConfig, ClusterType
 from mixing.rirs import RirConfig, build_rirs
 from tests.helpers.corpus import build_corpus
 

@@ -12,7 +12,7 @@ import pytest
 import soundfile
 
 import manifests
-from avforge.cluster import ClusterConfig, ClusterType, LocalClusterConfig
+from avforge.core.cluster import ClusterConfig, ClusterType, LocalClusterConfig
 from manifests.schema import NoiseKind, Split
 from mixing.noises import NoiseConfig, add_noises, split_of
 from mixing.rirs import RirConfig, build_rirs, early_rir, simulate_room

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from avforge.config import ConfigError, config_from_dict
+from avforge.core.config import ConfigError, config_from_dict
 from manifests.schema import MixTask, Split
 from mixing.config import MixingConfig, NoiseMode, preset_config
 from mixing.functional import is_aligned

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from avforge.config import ConfigError
+from avforge.core.config import ConfigError
 from avforge.synth import (
     RenderConfig,
     Scenario,

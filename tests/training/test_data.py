@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from avforge.config import config_from_dict
+from avforge.core.config import config_from_dict
 from manifests.schema import MixTask, Split
 from mixing.config import FaceStream, MixingConfig
 from tests.helpers.training_corpus import build_two_speaker_corpus

@@ -14,8 +14,8 @@ from typer.testing import CliRunner
 
 import manifests
 from avforge.cli import app
-from avforge.config import config_from_dict
-from avforge.errors import CorruptCorpusError
+from avforge.core.config import config_from_dict
+from avforge.core.errors import CorruptCorpusError
 from manifests import ClipRecord, MediaReader, MediaRecord, SourceKind, SourceRecord, SourceStatus
 from manifests.io import shard_path
 from manifests.schema import Split
@@ -102,7 +102,7 @@ def test_broken_media_shard_stops_training_before_the_first_step(corpus, tmp_pat
 
 
 def _plain(cfg: TrainConfig) -> dict:
-    from avforge.config import config_to_dict
+    from avforge.core.config import config_to_dict
 
     d = config_to_dict(cfg)
     d.pop("out_dir")

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from avforge.config import config_from_dict
+from avforge.core.config import config_from_dict
 from manifests import read_clips, write_records
 from manifests.schema import MixTask, MixtureSpec, Split
 from mixing.config import FaceStream, MixingConfig

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from avforge.config import config_from_dict
+from avforge.core.config import config_from_dict
 from manifests.schema import MixTask, MixtureSpec, Split
 from mixing.config import FaceStream, MixingConfig, RenderConfig
 from mixing.errors import MixingError

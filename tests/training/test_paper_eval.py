@@ -18,7 +18,7 @@ import typer
 from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
 from typer.testing import CliRunner
 
-from avforge.config import ConfigError, config_from_dict
+from avforge.core.config import ConfigError, config_from_dict
 from avforge.interop.cli import register
 from avforge.interop.lhotse_import import (
     LhotseImportConfig,

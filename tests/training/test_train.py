@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from avforge.config import config_from_dict, load_config
+from avforge.core.config import config_from_dict, load_config
 from tests.helpers.training_corpus import TINY_AV, build_two_speaker_corpus
 from training.config import TrainConfig
 from training.train import train

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from avforge import __version__
-from training.models import spectral
+from avforge.core.media import SAMPLE_RATE_HZ
 from training.models.separators import (
     AudioOnlySeparator,
     AudioVisualSeparator,
@@ -48,7 +48,7 @@ class InputMismatchError(ValueError):
 class InputContract:
     """What a separator was trained to read."""
 
-    sample_rate_hz: int = spectral.SAMPLE_RATE_HZ
+    sample_rate_hz: int = SAMPLE_RATE_HZ
     """Audio sample rate of the mixtures."""
     face_stream: str = "none"
     """``none`` (audio-only), ``crops``, ``embeddings`` (ArcFace) or ``lips`` (LR-ASD features)."""

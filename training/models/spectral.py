@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-SAMPLE_RATE_HZ = 16000
 WIN_LENGTH = 400
 HOP_LENGTH = 160
 N_FFT = 512

@@ -49,6 +49,8 @@ from typing import Any, TypeVar
 import fsspec
 import yaml
 
+from avforge.core import files
+
 T = TypeVar("T")
 
 ALLOW_INF: Mapping[str, bool] = types.MappingProxyType({"allow_inf": True})
@@ -382,9 +384,8 @@ def config_to_yaml(cfg: object) -> str:
 
 def write_resolved_config(cfg: object, path: str) -> None:
     """Write ``cfg`` as YAML to ``path`` (any fsspec URL) atomically (passwords in URLs redacted)."""
-    from manifests.io import atomic_write_bytes
 
-    atomic_write_bytes(path, config_to_yaml(cfg).encode())
+    files.atomic_write_bytes(path, config_to_yaml(cfg).encode())
 
 
 def config_fingerprint(cfg: object) -> str:

@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from avforge.config import ConfigError, check_range, load_config
+from avforge.core.config import ConfigError, check_range, load_config
 
 
 class ClusterType(enum.StrEnum):
@@ -197,7 +197,7 @@ def open_client(cfg: ClusterConfig, local_directory: str | None = None) -> Itera
             host=lc.host,
             dashboard_address=lc.dashboard_address,
             local_directory=local_directory,
-            preload=["avforge.cluster"],
+            preload=["avforge.core.cluster"],
             # without a dashboard the scheduler still serves its health routes: on a free port
             # of ``host`` (distributed's default is the fixed port 8787)
             scheduler_kwargs=(
