@@ -33,6 +33,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
+from tqdm.auto import tqdm
 
 from avforge.core.config import config_to_dict, write_resolved_config
 from mixing.config import FaceStream
@@ -129,6 +130,43 @@ def build_loggers(out_dir: Path) -> list[Logger]:
     return loggers
 
 
+class StepProgressBar(pl.Callback):
+    """One progress bar over optimizer steps, ``step/max_steps`` with the training loss (rank 0).
+
+    Lightning's own bar counts batches per epoch, and a run bounded by steps has no epoch count
+    (``max_epochs=-1``), so it shows ``Epoch 0/-2``; this one shows the run's real total, starting
+    at the resumed step."""
+
+    def __init__(self) -> None:
+        self._bar: tqdm | None = None
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self._bar = tqdm(
+                total=trainer.max_steps, initial=trainer.global_step, desc="train", unit="step"
+            )
+
+    def on_train_batch_end(
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: object,
+        batch: object,
+        batch_idx: int,
+    ) -> None:
+        if self._bar is None:
+            return
+        self._bar.update(trainer.global_step - self._bar.n)
+        loss = trainer.callback_metrics.get("train/loss")
+        if loss is not None:
+            self._bar.set_postfix(loss=f"{float(loss):.3f}", refresh=False)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
 def build_trainer(cfg: TrainConfig, extra_callbacks: list[pl.Callback] | None = None) -> pl.Trainer:
     """A Trainer configured from ``cfg.trainer`` writing into ``cfg.out_dir``."""
     t = cfg.trainer
@@ -160,10 +198,15 @@ def build_trainer(cfg: TrainConfig, extra_callbacks: list[pl.Callback] | None = 
         log_every_n_steps=t.log_every_n_steps,
         reload_dataloaders_every_n_epochs=1,
         deterministic=t.deterministic,
-        enable_progress_bar=t.progress_bar,
+        enable_progress_bar=False,  # StepProgressBar instead, with the run's real total
         enable_model_summary=False,
         logger=build_loggers(out),
-        callbacks=[checkpoints, LearningRateMonitor("step"), *(extra_callbacks or [])],
+        callbacks=[
+            checkpoints,
+            LearningRateMonitor("step"),
+            *([StepProgressBar()] if t.progress_bar else []),
+            *(extra_callbacks or []),
+        ],
         use_distributed_sampler=False,
     )
 

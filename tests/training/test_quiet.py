@@ -33,3 +33,25 @@ def test_train_prints_only_its_summary(tmp_path: Path) -> None:
         f"trained 2 steps; model: {out / 'model.pt'}",
         f"last checkpoint: {out / 'checkpoints' / 'last.ckpt'}",
     ], lines
+
+
+def test_the_progress_bar_counts_the_runs_steps(tmp_path: Path) -> None:
+    """``trainer.progress_bar: true`` shows steps out of ``max_steps`` (Lightning's own bar showed
+    ``Epoch 0/-2`` for a run bounded by steps), and nothing else is added."""
+    corpus = build_two_speaker_corpus(tmp_path / "corpus")
+    out = tmp_path / "run"
+    cfg = tiny_train_dict(
+        out, corpus, steps=3, trainer={"val_every_n_steps": 3, "progress_bar": True}
+    )
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run(
+        [*AVFORGE, "train", "--config", str(tmp_path / "train.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    bar = [ln for ln in proc.stderr.replace("\r", "\n").splitlines() if ln.startswith("train:")]
+    assert bar and "3/3" in bar[-1] and "loss=" in bar[-1], proc.stderr
+    assert "Epoch" not in proc.stderr and "/-" not in proc.stderr, proc.stderr
