@@ -20,7 +20,11 @@ Fault routes, for the failure tests of the downloader and the pipeline (build th
   header line) embedding ``<video src="/<name>">``;
 - ``/fault/named/<name>/<hostile file name>``: the file under a URL whose last segment is hostile;
 - ``/fault/429/<name>``: ``429 Too Many Requests`` for the first ``throttle_count`` requests of that
-  path, then the file (a rate limit that passes).
+  path, then the file (a rate limit that passes);
+- ``/fault/trickle/<name>``: the file one byte every ``trickle_interval_s`` (a server alive but too
+  slow for any deadline).
+
+:func:`closed_port_url` gives a loopback URL nobody listens on (connection refused).
 
 Shutdown is bounded: leaving the block wakes stalled handlers, closes open connections and joins the
 threads; every connection also has a socket timeout.
@@ -58,6 +62,7 @@ class FaultKind(enum.StrEnum):
     PAGE = "page"
     HOSTILE_NAME = "named"
     THROTTLED = "429"
+    TRICKLE = "trickle"
 
 
 @dataclass(frozen=True)
@@ -72,11 +77,14 @@ class Faults:
     """``<title>`` of the fault page."""
     throttle_count: int = 1
     """Requests of a throttled path answered 429 before it serves the file."""
+    trickle_interval_s: float = 0.5
+    """Pause after each byte of a trickled response (cut short when the server stops)."""
 
     def __post_init__(self) -> None:
         check_range(self, "stall_s", 0.0, 120.0)
         check_range(self, "keep_fraction", 0.0, 1.0)
         check_range(self, "throttle_count", 0, 1_000_000)
+        check_range(self, "trickle_interval_s", 0.0, 60.0)
 
 
 @dataclass(frozen=True)
@@ -272,6 +280,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         stop = min(end + 1, cut)
+        if kind is FaultKind.TRICKLE:
+            self._trickle(data[start:stop])
+            return
         try:
             for offset in range(start, stop, CHUNK_BYTES):
                 if self.server.stop_event.is_set():
@@ -282,6 +293,26 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if stop < end + 1:
             self.close_connection = True  # DROPPED: the rest never comes
+
+    def _trickle(self, data: bytes) -> None:
+        try:
+            for i in range(len(data)):
+                if self.server.stop_event.is_set():
+                    break
+                self.wfile.write(data[i : i + 1])
+                self.wfile.flush()
+                self.server.stop_event.wait(self.server.faults.trickle_interval_s)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        self.close_connection = True
+
+
+def closed_port_url(path: str = "video.mp4") -> str:
+    """A loopback URL on a port nobody listens on (connection refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/{path}"
 
 
 class LoopbackServer:

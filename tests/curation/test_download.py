@@ -9,7 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from avforge.synth.serve import FaultKind, Faults, LoopbackServer, fault_url
+from avforge.synth.serve import (
+    FaultKind,
+    Faults,
+    LoopbackServer,
+    closed_port_url,
+    fault_url,
+    serve_folder,
+)
 from curation.decode import decode_audio, probe_media
 from curation.download import (
     DownloadConfig,
@@ -22,7 +29,6 @@ from curation.download import (
     ytdlp_options,
 )
 from manifests.schema import SourceError
-from tests.helpers.curation_http import closed_port_url, serve_folder
 
 FAST = DownloadConfig(retries=1, backoff_s=0.05, socket_timeout_s=1.0, source_timeout_s=20.0)
 
@@ -159,7 +165,7 @@ def test_trickling_server_is_killed_at_the_source_deadline(media_dir, tmp_path):
     with serve_folder(media_dir) as base:
         t0 = time.monotonic()
         with pytest.raises(DownloadError) as err:
-            fetch_isolated(f"{base}/trickle/talk.mp4", str(tmp_path), "x", cfg)
+            fetch_isolated(fault_url(base, FaultKind.TRICKLE, "talk.mp4"), str(tmp_path), "x", cfg)
     assert err.value.reason == SourceError.TIMEOUT
     assert "killed" in err.value.detail
     assert time.monotonic() - t0 < 12

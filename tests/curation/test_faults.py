@@ -21,12 +21,11 @@ import yaml
 import manifests
 from avforge.core.cluster import ClusterConfig, ClusterType, LocalClusterConfig
 from avforge.synth import load_truth
-from avforge.synth.serve import FaultKind, Faults, LoopbackServer, fault_url
+from avforge.synth.serve import FaultKind, Faults, LoopbackServer, closed_port_url, fault_url
 from curation.config import CurateConfig, RunConfig
 from curation.download import DownloadConfig
 from curation.pipeline import curate
 from curation.sources import Source, parse_url_list, scan_folder
-from tests.helpers.curation_http import closed_port_url
 from tests.helpers.curation_videos import SYNTH_SPEAKER, bad_inputs, cached
 
 SYNC = ClusterConfig(type=ClusterType.SYNCHRONOUS)

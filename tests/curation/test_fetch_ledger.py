@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 import manifests
 from avforge.core.cluster import ClusterConfig, ClusterType
-from avforge.synth.serve import FaultKind, Faults, LoopbackServer, fault_url
+from avforge.synth.serve import FaultKind, Faults, LoopbackServer, closed_port_url, fault_url
 from curation import ledger
 from curation.config import CurateConfig, RunConfig
 from curation.download import (
@@ -35,7 +35,6 @@ from curation.download import (
 from curation.pipeline import curate
 from curation.sources import parse_avspeech_csv, parse_url_list
 from manifests.schema import SourceError
-from tests.helpers.curation_http import closed_port_url
 from tests.helpers.curation_videos import SYNTH_SPEAKER
 
 FAST = DownloadConfig(retries=0, backoff_s=0.05, socket_timeout_s=2.0, source_timeout_s=30.0)

@@ -30,6 +30,7 @@ import manifests.io
 from avforge.cli import app
 from avforge.core import files
 from avforge.core.cluster import ClusterConfig, ClusterType, LocalClusterConfig, open_client
+from avforge.synth.serve import serve_folder
 from curation.config import CurateConfig, RunConfig
 from curation.pipeline import curate
 from curation.process import failed_record
@@ -38,7 +39,6 @@ from curation.sources import read_sources_arg, scan_folder
 from curation.tasks import read_done, write_failed
 from manifests.schema import SourceError
 from tests.curation.test_faults import CFG, SYNC, fingerprint
-from tests.helpers.curation_http import serve_folder
 from tests.helpers.curation_videos import SYNTH_SPEAKER
 from tests.helpers.signals import sigint_default
 
