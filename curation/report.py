@@ -29,7 +29,7 @@ import yaml
 import manifests
 from avforge.core import files
 from curation.splits import LeakReport, find_leaks, read_split_records
-from manifests.io import exists, join
+from manifests.io import exists, join, media_file
 from manifests.schema import RejectReason
 
 DECISION_ORDER = (
@@ -201,7 +201,7 @@ def _thumbs_png(corpus: str, clips: pa.Table, max_clips: int) -> str | None:
     reader = manifests.MediaReader()
     fig, axes = plt.subplots(1, len(rows), figsize=(1.6 * len(rows), 2.0), squeeze=False)
     for ax, r in zip(axes[0], rows, strict=True):
-        path = join(corpus, "media", r["media_shard"])
+        path = media_file(corpus, r["media_shard"])
         mid = r["num_frames"] // 2
         crop = reader.face_crops(path, r["media_row"], mid, mid + 1)[0]
         ax.imshow(crop)

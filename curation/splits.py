@@ -50,6 +50,7 @@ from curation.fingerprint import DuplicateIndex, Fingerprint, source_fingerprint
 from manifests.io import (
     exists,
     list_shards,
+    media_file,
     read_manifest,
     read_table,
     require_corpus,
@@ -358,7 +359,7 @@ def run_split_pass(
     reader = MediaReader()
 
     def media_dir(c: ClipRecord) -> str:
-        return shard_path(corpus, "media", c.media_shard.removesuffix(".arrow"))
+        return media_file(corpus, c.media_shard)
 
     embeddings = None
     if cfg.link_speakers and clips:

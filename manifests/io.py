@@ -72,6 +72,12 @@ def shard_path(corpus: str, table: str, shard: str) -> str:
     return join(corpus, table, shard + SHARD_SUFFIX)
 
 
+def media_file(corpus: str, media_shard: str) -> str:
+    """Path of the media shard file that a clip, noise or RIR row names (its ``media_shard`` column:
+    a file name in the corpus's ``media/`` folder)."""
+    return join(str(corpus), "media", media_shard)
+
+
 def exists(path: str) -> bool:
     fs, p = files.url_to_fs(path)
     return bool(fs.exists(p))

@@ -37,7 +37,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from avforge.core.errors import CorruptCorpusError
-from manifests.io import ManifestError, exists, join, list_shards, open_ipc, read_table, shard_path
+from manifests.io import (
+    ManifestError,
+    exists,
+    join,
+    list_shards,
+    media_file,
+    open_ipc,
+    read_table,
+    shard_path,
+)
 from manifests.media import has_checksums, validate_media_schema, verify_row
 from manifests.schema import TABLES
 
@@ -110,7 +119,7 @@ def check_referenced_media(
     opens only new or grown shards."""
     broken: dict[str, str] = {}
     for shard, rows in sorted(referenced_rows(tables).items()):
-        path = join(str(corpus), "media", shard)
+        path = media_file(str(corpus), shard)
         if checked is not None and (path, rows) in checked:
             reason = checked[(path, rows)]
         elif posixpath.basename(shard) != shard or not shard.endswith(".arrow"):

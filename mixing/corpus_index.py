@@ -20,7 +20,7 @@ from typing import NamedTuple
 import pyarrow as pa
 
 from manifests import read_clips, read_noises, read_rirs
-from manifests.io import join
+from manifests.io import media_file
 from manifests.schema import MixtureSpec
 from mixing import functional as F
 from mixing.errors import MixingError
@@ -44,7 +44,7 @@ def index_table(table: pa.Table, key: str, corpus: str, *, with_faces: bool) -> 
     out = {}
     for i, item in enumerate(cols[key]):
         out[item] = MediaRef(
-            join(corpus, "media", cols["media_shard"][i]),
+            media_file(corpus, cols["media_shard"][i]),
             int(cols["media_row"][i]),
             int(cols["num_samples"][i]),
             int(cols["sample_rate_hz"][i]),

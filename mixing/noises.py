@@ -33,7 +33,7 @@ import scipy.signal
 import soundfile
 
 from avforge.core.config import check_range
-from manifests.io import join, shard_path, write_records
+from manifests.io import media_file, shard_path, write_records
 from manifests.media import MediaRecord, write_media_shard
 from manifests.schema import NoiseKind, NoiseRecord, Split
 
@@ -233,4 +233,4 @@ def add_noises(
 
 def media_path(corpus: str, media_shard: str) -> str:
     """Path of a media shard named in a manifest row (relative to ``corpus/media``)."""
-    return join(corpus, "media", media_shard)
+    return media_file(corpus, media_shard)

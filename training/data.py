@@ -48,7 +48,7 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
 from avforge.core.errors import CorruptCorpusError
 from manifests import read_clips, read_noises, read_rirs
-from manifests.io import join
+from manifests.io import media_file
 from manifests.schema import MixtureSpec, Split
 from manifests.verify import check_referenced_media
 from mixing.config import FaceStream, MixingConfig
@@ -188,7 +188,7 @@ def checked_media_tables(
         bad = pc.is_in(table.column("media_shard"), value_set=shards)
         for shard in broken:
             n = int(pc.sum(pc.equal(table.column("media_shard"), shard)).as_py() or 0)
-            if n and join(corpus, "media", shard) not in warned:
+            if n and media_file(corpus, shard) not in warned:
                 log.warning("skipping %d %s of %s: %s", n, name, shard, broken[shard])
         tables[name] = table.filter(pc.invert(bad))
     return tables

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from manifests.io import join
+from manifests.io import media_file
 
 
 def plain_table(table: pa.Table) -> pa.Table:
@@ -29,4 +29,4 @@ def plain_table(table: pa.Table) -> pa.Table:
 
 def media_path(corpus: str, media_shard: str) -> str:
     """Path (or URL) of media shard ``media_shard`` of ``corpus`` (``corpus/media/<media_shard>``)."""
-    return join(str(corpus), "media", media_shard)
+    return media_file(str(corpus), media_shard)
