@@ -121,7 +121,13 @@ from avforge.core.config import (
     config_from_dict,
     config_to_dict,
 )
-from avforge.core.errors import RunInterrupted, StorageError, SystemicError
+from avforge.core.errors import (
+    RunInterrupted,
+    SourceFailure,
+    StorageError,
+    SystemicError,
+    one_line,
+)
 from manifests.schema import SourceError
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -132,13 +138,8 @@ JS_RUNTIMES = ("deno", "node", "bun", "quickjs")
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
 
-class DownloadError(Exception):
+class DownloadError(SourceFailure):
     """A source could not be fetched; ``reason`` is the ``sources.error`` value."""
-
-    def __init__(self, reason: SourceError, detail: str) -> None:
-        self.reason = reason
-        self.detail = one_line(detail)
-        super().__init__(f"{reason.value}: {self.detail}")
 
 
 class _Abort(Exception):
@@ -307,13 +308,6 @@ class Downloaded:
     size_bytes: int = 0
     reencoded: bool = False
     """True when a ranged fetch was re-encoded (no edit lists in its container); see the module doc."""
-
-
-def one_line(text: str, limit: int = 300) -> str:
-    """``text`` on one line, ANSI/control characters removed, at most ``limit`` characters."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(text))
-    text = " ".join(_CONTROL.sub(" ", text).split())
-    return text[:limit]
 
 
 def clean_title(title: object) -> str | None:

@@ -31,8 +31,8 @@ import re
 import fsspec
 import pyarrow as pa
 
-from avforge.core.errors import CorruptCorpusError, StorageError
-from curation.download import LEDGER_REASONS, one_line
+from avforge.core.errors import CorruptCorpusError, StorageError, one_line
+from curation.download import LEDGER_REASONS
 from curation.process import failed_record
 from curation.sources import Source, url_source_id
 from manifests.io import ManifestError, exists, read_manifest, read_table, shard_path, write_records

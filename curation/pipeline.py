@@ -48,10 +48,9 @@ from typing import Any
 
 from avforge.core.cluster import ClusterConfig, open_client
 from avforge.core.config import write_resolved_config
-from avforge.core.errors import StorageError, SystemicError
+from avforge.core.errors import StorageError, SystemicError, one_line
 from avforge.core.files import is_local
 from curation.config import CurateConfig
-from curation.download import one_line
 from curation.process import failed_record
 from curation.sources import Source
 from curation.tasks import TaskResult, curate_task, write_failed

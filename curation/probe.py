@@ -32,21 +32,18 @@ from typing import Any
 import ffmpeg
 
 from avforge.core.config import check_choice, check_range
-from avforge.core.errors import RunInterrupted
+from avforge.core.errors import RunInterrupted, SourceFailure
 from manifests.schema import SourceError
 
 # Generic ffmpeg lines that say nothing about the cause; the detail is the last line before them.
 _GENERIC_STDERR = ("Conversion failed!", "Exiting normally", "Error opening input files")
 
 
-class MediaError(Exception):
+class MediaError(SourceFailure):
     """A media file that cannot be used; ``reason`` goes to ``sources.error``, ``detail`` is one line."""
 
     def __init__(self, reason: SourceError, detail: str) -> None:
-        self.reason = SourceError(reason)
-        printable = "".join(c if c.isprintable() else " " for c in str(detail))
-        self.detail = " ".join(printable.split())[:300]
-        super().__init__(f"{self.reason.value}: {self.detail}")
+        super().__init__(SourceError(reason), detail)
 
 
 class ChannelMode(enum.StrEnum):

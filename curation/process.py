@@ -36,6 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from avforge.core.errors import SourceFailure, one_line
 from curation.config import CurateConfig
 from curation.decode import (
     MediaError,
@@ -45,7 +46,7 @@ from curation.decode import (
     iter_video_frames,
     probe_media,
 )
-from curation.download import Downloaded, DownloadError, fetch_isolated, one_line
+from curation.download import Downloaded, DownloadError, fetch_isolated
 from curation.export import KeptClip, build_outputs, window_id
 from curation.faces import FaceDetector, detect_faces, load_detector
 from curation.select import candidate_windows, match_hint
@@ -221,7 +222,7 @@ def process_source(source: Source, cfg: CurateConfig, workdir: str) -> SourceRes
         analysis = analyse(path, cfg, detector)
         offset_s = got.offset_s if got is not None else 0.0
         segments, kept = evaluate_windows(source, analysis, cfg, detector, offset_s)
-    except (DownloadError, MediaError) as exc:
+    except SourceFailure as exc:
         meta = _meta(got)
         rec = failed_record(source, exc.reason, exc.detail, **meta)
         rec = dataclasses.replace(rec, processing_s=round(time.monotonic() - t0, 3))

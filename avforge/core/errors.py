@@ -1,7 +1,8 @@
 """Run-level (systemic) errors: one home for "stop the run, blame no source".
 
 A *source* failure (a dead URL, a corrupt file) is data: a ``failed`` row with a reason, and the run
-goes on. A *systemic* problem is not about any one source: the run was interrupted, the output or
+goes on. Every exception that means "this source failed" derives from :class:`SourceFailure`, which
+carries the ``sources.error`` reason and a one-line detail (:func:`one_line`). A *systemic* problem is not about any one source: the run was interrupted, the output or
 scratch disk is full, read-only or not writable, a manifest already in the corpus is corrupt or
 written by a newer schema, the configuration is wrong. Those raise a :class:`SystemicError`:
 
@@ -12,6 +13,30 @@ written by a newer schema, the configuration is wrong. Those raise a :class:`Sys
 """
 
 from __future__ import annotations
+
+import enum
+import re
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def one_line(text: object, limit: int = 300) -> str:
+    """``text`` on one line for a manifest or a terminal: ANSI colour codes removed, every other
+    non-printable character (controls, bidi overrides) made a space, runs of white space collapsed,
+    at most ``limit`` characters."""
+    text = _ANSI.sub("", str(text))
+    text = "".join(c if c.isprintable() else " " for c in text)
+    return " ".join(text.split())[:limit]
+
+
+class SourceFailure(Exception):
+    """One source failed (not the run): ``reason`` (a ``manifests.SourceError``) becomes the
+    ``sources.error`` of its failed row, ``detail`` (one line) its ``error_detail``."""
+
+    def __init__(self, reason: enum.Enum, detail: str) -> None:
+        self.reason = reason
+        self.detail = one_line(detail)
+        super().__init__(f"{reason.value}: {self.detail}")
 
 
 class SystemicError(Exception):
