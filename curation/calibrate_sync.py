@@ -30,7 +30,6 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -42,8 +41,7 @@ from curation.calibrate_speaker import auc, open_config
 from curation.config import CurateConfig
 from curation.decode import decode_audio
 from curation.faces import load_detector
-from curation.lrasd import face_crops, mfcc_for_frames
-from curation.process import analyse
+from curation.lrasd import mfcc_for_frames
 from curation.select import candidate_windows
 from curation.snr import make_estimator
 from curation.speaker import (
@@ -54,8 +52,7 @@ from curation.speaker import (
     pooled_components,
 )
 from curation.vad import detect_speech
-from curation.windows import WindowChecker, _Survivor
-from manifests.media import FaceTrack
+from curation.windows import WindowChecker, analyse
 
 RATE = AUDIO_RATE_HZ
 SHIFTS_S = (-1.0, -0.5, 0.5, 1.0)
@@ -72,21 +69,6 @@ class Talk:
     """(start in s, LR-ASD face crops (T, 112, 112) uint8) of each window that reached the stage."""
 
 
-class _Recorder(WindowChecker):
-    """The pipeline's window checker that also keeps each window's face crops."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.recorded: list[tuple[float, np.ndarray]] = []
-
-    def active_speaker(
-        self, s: _Survivor, frames: np.ndarray, local: FaceTrack, scale: float
-    ) -> SpeakerScores:
-        faces = face_crops(frames[: s.num_frames], local.boxes[: s.num_frames] / scale)
-        self.recorded.append((s.candidate.start_s, faces))
-        return super().active_speaker(s, frames, local, scale)
-
-
 def record(path: Path, cfg: CurateConfig | None = None) -> Talk:
     """Curate ``path`` (a real in-sync single-face talk) with the thresholds open; its windows."""
     cfg = open_config(cfg or CurateConfig())
@@ -94,10 +76,19 @@ def record(path: Path, cfg: CurateConfig | None = None) -> Talk:
     a = analyse(str(path), cfg, detector)
     end_s = len(a.audio) / cfg.decode.sample_rate_hz
     cands = candidate_windows(0.0, end_s, a.speech, a.tracks, cfg.segments, None)
-    checker = _Recorder(a, cfg, detector, make_estimator(cfg.snr), None, False)
+    recorded: list[tuple[float, np.ndarray]] = []
+    checker = WindowChecker(
+        a,
+        cfg,
+        detector,
+        make_estimator(cfg.snr),
+        None,
+        False,
+        on_face_crops=lambda start_s, crops: recorded.append((start_s, crops)),
+    )
     checker.run(cands)
     sound = decode_audio(str(path), sample_rate_hz=RATE)
-    return Talk(path.stem, sound, checker.recorded)
+    return Talk(path.stem, sound, recorded)
 
 
 def _case_sounds(talk: Talk, others: Sequence[Talk]) -> dict[tuple[str, str], np.ndarray]:

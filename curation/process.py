@@ -28,11 +28,9 @@ All times in the rows are seconds in the source: when only a range was fetched, 
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,21 +38,12 @@ from avforge.core.errors import SourceFailure, one_line
 from curation.config import CurateConfig
 from curation.decode import (
     MediaError,
-    VideoChunk,
-    check_media,
-    decode_audio,
-    iter_video_frames,
-    probe_media,
 )
 from curation.download import Downloaded, DownloadError, fetch_isolated
-from curation.export import KeptClip, build_outputs, window_id
-from curation.faces import FaceDetector, detect_faces, load_detector
-from curation.select import candidate_windows, match_hint
-from curation.snr import make_estimator
+from curation.export import build_outputs
+from curation.faces import load_detector
 from curation.sources import Source
-from curation.tracking import track_faces
-from curation.vad import detect_speech
-from curation.windows import Analysis, WindowChecker
+from curation.windows import analyse, evaluate_windows
 from manifests.media import MediaRecord
 from manifests.schema import (
     ClipRecord,
@@ -90,103 +79,6 @@ def failed_record(source: Source, reason: SourceError, detail: str, **meta: obje
         hint_face_y=source.hint_face_y,
         **meta,  # type: ignore[arg-type]
     )
-
-
-def _peek_scale(chunks: Iterator[VideoChunk], width: int) -> tuple[Iterator[VideoChunk], float]:
-    """Source pixels per decoded pixel, from the first chunk (1.0 when there is none)."""
-    first = next(chunks, None)
-    if first is None:
-        return iter(()), 1.0
-    return itertools.chain([first], chunks), width / first.frames.shape[2]
-
-
-def analyse(path: str, cfg: CurateConfig, detector: FaceDetector) -> Analysis:
-    """Probe, decode audio, speech activity, face detection and tracking of one file."""
-    info = probe_media(path, timeout_s=cfg.decode.probe_timeout_s)
-    check_media(info, cfg.decode)
-    if not info.has_audio:
-        raise MediaError(SourceError.NO_AUDIO, "no audio stream")
-    if not info.has_video:
-        raise MediaError(SourceError.NO_VIDEO, "no video stream")
-    audio = decode_audio(
-        path,
-        sample_rate_hz=cfg.decode.sample_rate_hz,
-        channel=cfg.decode.channel,
-        info=info,
-        timeout_s=cfg.decode.audio_timeout_s,
-        threads=cfg.decode.ffmpeg_threads,
-    )
-    speech = detect_speech(audio, cfg.decode.sample_rate_hz, cfg.vad)
-    chunks = iter_video_frames(
-        path,
-        cfg.decode.detect_fps,
-        cfg.decode.detect_width,
-        chunk_frames=cfg.decode.chunk_frames,
-        info=info,
-        stall_timeout_s=cfg.decode.stall_timeout_s,
-        threads=cfg.decode.ffmpeg_threads,
-    )
-    chunks, scale = _peek_scale(chunks, info.width)
-    detections = detect_faces(chunks, detector, cfg.faces, scale)
-    tracks = track_faces(detections, cfg.tracking)
-    return Analysis(path, info, audio, speech, detections, tracks)
-
-
-def _shift(kept: KeptClip, offset_s: float) -> KeptClip:
-    return dataclasses.replace(
-        kept, start_s=round(kept.start_s + offset_s, 6), end_s=round(kept.end_s + offset_s, 6)
-    )
-
-
-def evaluate_windows(
-    source: Source, a: Analysis, cfg: CurateConfig, detector: FaceDetector, offset_s: float
-) -> tuple[list[SegmentRecord], list[KeptClip]]:
-    """Candidate windows of an analysed source -> segments rows and kept clips (source times)."""
-    start_s, end_s = 0.0, len(a.audio) / cfg.decode.sample_rate_hz
-    if math.isfinite(a.info.duration_s):
-        end_s = min(end_s, a.info.duration_s)
-    hint_track: int | None = None
-    if source.has_hint:
-        start_s = max(start_s, float(source.hint_start_s) - offset_s)  # type: ignore[arg-type]
-        end_s = min(end_s, float(source.hint_end_s) - offset_s)  # type: ignore[arg-type]
-        hint_track = match_hint(
-            a.tracks,
-            start_s,
-            float(source.hint_face_x) * a.info.width,  # type: ignore[arg-type]
-            float(source.hint_face_y) * a.info.height,  # type: ignore[arg-type]
-            cfg.segments,
-        )
-    cands = candidate_windows(
-        start_s, end_s, a.speech, a.tracks, cfg.segments, hint_track, grid_origin_s=-offset_s
-    )
-    checker = WindowChecker(a, cfg, detector, make_estimator(cfg.snr), hint_track, source.has_hint)
-    segments: list[SegmentRecord] = []
-    kept: list[KeptClip] = []
-    for out in checker.run(cands):
-        c, ev = out.candidate, out.evidence
-        s, e = round(c.start_s + offset_s, 6), round(c.end_s + offset_s, 6)
-        segments.append(
-            SegmentRecord(
-                segment_id=window_id(source.source_id, s, e),
-                source_id=source.source_id,
-                start_s=s,
-                end_s=e,
-                kept=out.reason is None,
-                reason=out.reason,
-                snr_db=ev.snr_db,
-                music_score=ev.music_score,
-                track_id=out.track_id,
-                num_faces=a.detections.mean_faces(c.start_s, c.end_s),
-                face_missing_ratio=ev.dropped_ratio,
-                speech_ratio=ev.speech_ratio,
-                speaking_score=ev.speaking_score,
-                sync_score=ev.sync_score,
-                sync_offset_s=ev.sync_offset_s,
-            )
-        )
-        if out.clip is not None:
-            kept.append(_shift(out.clip, offset_s))
-    return segments, kept
 
 
 def _locate(source: Source, cfg: CurateConfig, scratch: Path) -> tuple[str, Downloaded | None]:

@@ -1,7 +1,10 @@
 """Window checks: one analysed source's candidate windows -> decisions, evidence and kept clips.
 
-Contract: :func:`evaluate_windows` (source, :class:`Analysis`, config, detector, range offset) ->
-one :class:`WindowOutcome` per candidate window, in time order; pure but for running ffmpeg. A media
+The window stage in one module: :func:`analyse` (probe, audio, speech activity, face detection and
+tracking of one file -> :class:`Analysis`), then :func:`evaluate_windows` (source, analysis, config,
+detector, range offset) -> the source's ``segments`` rows and kept clips, one row per candidate
+window in time order, through :class:`WindowChecker` (one :class:`WindowOutcome` per window); pure
+but for running ffmpeg. A media
 failure of a 25 fps decode raises :class:`curation.decode.MediaError` (the source then fails).
 
 Two passes, cheap checks first (the order of :func:`curation.select.decide`):
@@ -21,7 +24,9 @@ Two passes, cheap checks first (the order of :func:`curation.select.decide`):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+import itertools
+import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,23 +34,41 @@ import numpy as np
 from curation.config import CurateConfig
 from curation.crops import extract_crops
 from curation.decode import (
+    MediaError,
     MediaInfo,
     VideoChunk,
+    check_media,
+    decode_audio,
     face_region,
     iter_video_frames,
+    probe_media,
     video_output_size,
 )
-from curation.export import KeptClip
-from curation.faces import FaceDetector, FrameDetections, embed_track
+from curation.export import KeptClip, window_id
+from curation.faces import FaceDetector, FrameDetections, detect_faces, embed_track
 from curation.lrasd import face_crops, mfcc_for_frames
 from curation.music import music_detector
-from curation.select import Candidate, WindowEvidence, decide, tracks_in_window
-from curation.snr import SnrEstimator
+from curation.select import (
+    Candidate,
+    WindowEvidence,
+    candidate_windows,
+    decide,
+    match_hint,
+    tracks_in_window,
+)
+from curation.snr import SnrEstimator, make_estimator
+from curation.sources import Source
 from curation.speaker import ActiveSpeaker, SpeakerScores, frame_energy_db, pooled_sync
-from curation.tracking import TrackEstimate, apply_quality, face_quality, interpolate_track
-from curation.vad import SpeechActivity
+from curation.tracking import (
+    TrackEstimate,
+    apply_quality,
+    face_quality,
+    interpolate_track,
+    track_faces,
+)
+from curation.vad import SpeechActivity, detect_speech
 from manifests.media import FaceTrack
-from manifests.schema import RejectReason
+from manifests.schema import RejectReason, SegmentRecord, SourceError
 
 SPAN_MAX_GAP_S = 1.0
 """Survivors at most this far apart share one 25 fps decode (decoding the gap is cheaper than
@@ -83,7 +106,7 @@ class WindowOutcome:
 class _Measured:
     """A survivor after its 25 fps measures, waiting for its neighbours' sync scores."""
 
-    survivor: _Survivor
+    survivor: Survivor
     evidence: WindowEvidence
     face: FaceTrack
     usable: FaceTrack
@@ -93,7 +116,7 @@ class _Measured:
 
 
 @dataclass(frozen=True, eq=False)
-class _Survivor:
+class Survivor:
     """A window that passed the cheap checks, waiting for the 25 fps stage."""
 
     index: int
@@ -111,9 +134,9 @@ def shifted(track: FaceTrack, dx: float, dy: float) -> FaceTrack:
     return dataclasses.replace(track, boxes=boxes, landmarks=marks)
 
 
-def group_spans(survivors: list[_Survivor]) -> list[list[_Survivor]]:
+def group_spans(survivors: list[Survivor]) -> list[list[Survivor]]:
     """Consecutive survivors on one track, close in time, as spans for one decode each."""
-    spans: list[list[_Survivor]] = []
+    spans: list[list[Survivor]] = []
     for s in survivors:
         last = spans[-1][-1] if spans else None
         if (
@@ -169,9 +192,14 @@ class WindowChecker:
         snr: SnrEstimator,
         hint_track: int | None,
         has_hint: bool,
+        *,
+        on_face_crops: Callable[[float, np.ndarray], None] | None = None,
     ) -> None:
+        """``on_face_crops(start_s, crops)``: called with each window's LR-ASD face crops (T, 112,
+        112) uint8 as the active-speaker stage sees them (the sync calibration records them)."""
         self.a, self.cfg, self.detector, self.snr = a, cfg, detector, snr
         self.hint_track, self.has_hint = hint_track, has_hint
+        self.on_face_crops = on_face_crops
         self.rate = cfg.decode.sample_rate_hz
         self._speaker: ActiveSpeaker | None = None
 
@@ -183,11 +211,13 @@ class WindowChecker:
         return self._speaker
 
     def active_speaker(
-        self, s: _Survivor, frames: np.ndarray, local: FaceTrack, scale: float
+        self, s: Survivor, frames: np.ndarray, local: FaceTrack, scale: float
     ) -> SpeakerScores:
         """The active-speaker stage on one survivor's decoded frames (``local``: region pixels x scale)."""
         c, fps = s.candidate, self.cfg.decode.clip_fps
         faces = face_crops(frames[: s.num_frames], local.boxes[: s.num_frames] / scale)
+        if self.on_face_crops is not None:
+            self.on_face_crops(c.start_s, faces)
         mfcc = mfcc_for_frames(s.audio, s.num_frames, self.rate)
         speech = self.a.speech.mask(c.start_s, c.start_s + s.num_frames / fps, round(fps))
         energy = frame_energy_db(s.audio, s.num_frames, self.rate)
@@ -198,7 +228,7 @@ class WindowChecker:
         out = self.a.audio[first : first + num_samples]
         return np.pad(out, (0, num_samples - len(out))) if len(out) < num_samples else out
 
-    def cheap(self, index: int, c: Candidate) -> WindowOutcome | _Survivor:
+    def cheap(self, index: int, c: Candidate) -> WindowOutcome | Survivor:
         """Faces, hint, speech, length and SNR: a decided outcome, or a survivor for the 25 fps stage."""
         cfg, a = self.cfg, self.a
         present = tracks_in_window(a.tracks, a.detections.times_s, c.start_s, c.end_s, cfg.segments)
@@ -238,9 +268,9 @@ class WindowChecker:
         reason = decide(ev, cfg.segments)
         if reason is not None:
             return WindowOutcome(c, reason, ev, track_id)
-        return _Survivor(index, c, ev, track_id, audio, num_frames)
+        return Survivor(index, c, ev, track_id, audio, num_frames)
 
-    def visual_span(self, span: list[_Survivor]) -> list[WindowOutcome]:
+    def visual_span(self, span: list[Survivor]) -> list[WindowOutcome]:
         """The 25 fps stage of a span of survivors, from one cropped, streamed decode."""
         cfg, a = self.cfg, self.a
         fps, width = cfg.decode.clip_fps, cfg.segments.clip_width
@@ -284,7 +314,7 @@ class WindowChecker:
 
     def _measure(
         self,
-        s: _Survivor,
+        s: Survivor,
         track: TrackEstimate,
         frames: np.ndarray,
         scale: float,
@@ -379,8 +409,105 @@ class WindowChecker:
         outcomes: dict[int, WindowOutcome] = {
             i: o for i, o in enumerate(first) if isinstance(o, WindowOutcome)
         }
-        survivors = [o for o in first if isinstance(o, _Survivor)]
+        survivors = [o for o in first if isinstance(o, Survivor)]
         for span in group_spans(survivors):
             for s, outcome in zip(span, self.visual_span(span), strict=True):
                 outcomes[s.index] = outcome
         return [outcomes[i] for i in range(len(candidates))]
+
+
+def _peek_scale(chunks: Iterator[VideoChunk], width: int) -> tuple[Iterator[VideoChunk], float]:
+    """Source pixels per decoded pixel, from the first chunk (1.0 when there is none)."""
+    first = next(chunks, None)
+    if first is None:
+        return iter(()), 1.0
+    return itertools.chain([first], chunks), width / first.frames.shape[2]
+
+
+def analyse(path: str, cfg: CurateConfig, detector: FaceDetector) -> Analysis:
+    """Probe, decode audio, speech activity, face detection and tracking of one file."""
+    info = probe_media(path, timeout_s=cfg.decode.probe_timeout_s)
+    check_media(info, cfg.decode)
+    if not info.has_audio:
+        raise MediaError(SourceError.NO_AUDIO, "no audio stream")
+    if not info.has_video:
+        raise MediaError(SourceError.NO_VIDEO, "no video stream")
+    audio = decode_audio(
+        path,
+        sample_rate_hz=cfg.decode.sample_rate_hz,
+        channel=cfg.decode.channel,
+        info=info,
+        timeout_s=cfg.decode.audio_timeout_s,
+        threads=cfg.decode.ffmpeg_threads,
+    )
+    speech = detect_speech(audio, cfg.decode.sample_rate_hz, cfg.vad)
+    chunks = iter_video_frames(
+        path,
+        cfg.decode.detect_fps,
+        cfg.decode.detect_width,
+        chunk_frames=cfg.decode.chunk_frames,
+        info=info,
+        stall_timeout_s=cfg.decode.stall_timeout_s,
+        threads=cfg.decode.ffmpeg_threads,
+    )
+    chunks, scale = _peek_scale(chunks, info.width)
+    detections = detect_faces(chunks, detector, cfg.faces, scale)
+    tracks = track_faces(detections, cfg.tracking)
+    return Analysis(path, info, audio, speech, detections, tracks)
+
+
+def _shift(kept: KeptClip, offset_s: float) -> KeptClip:
+    return dataclasses.replace(
+        kept, start_s=round(kept.start_s + offset_s, 6), end_s=round(kept.end_s + offset_s, 6)
+    )
+
+
+def evaluate_windows(
+    source: Source, a: Analysis, cfg: CurateConfig, detector: FaceDetector, offset_s: float
+) -> tuple[list[SegmentRecord], list[KeptClip]]:
+    """Candidate windows of an analysed source -> segments rows and kept clips (source times)."""
+    start_s, end_s = 0.0, len(a.audio) / cfg.decode.sample_rate_hz
+    if math.isfinite(a.info.duration_s):
+        end_s = min(end_s, a.info.duration_s)
+    hint_track: int | None = None
+    if source.has_hint:
+        start_s = max(start_s, float(source.hint_start_s) - offset_s)  # type: ignore[arg-type]
+        end_s = min(end_s, float(source.hint_end_s) - offset_s)  # type: ignore[arg-type]
+        hint_track = match_hint(
+            a.tracks,
+            start_s,
+            float(source.hint_face_x) * a.info.width,  # type: ignore[arg-type]
+            float(source.hint_face_y) * a.info.height,  # type: ignore[arg-type]
+            cfg.segments,
+        )
+    cands = candidate_windows(
+        start_s, end_s, a.speech, a.tracks, cfg.segments, hint_track, grid_origin_s=-offset_s
+    )
+    checker = WindowChecker(a, cfg, detector, make_estimator(cfg.snr), hint_track, source.has_hint)
+    segments: list[SegmentRecord] = []
+    kept: list[KeptClip] = []
+    for out in checker.run(cands):
+        c, ev = out.candidate, out.evidence
+        s, e = round(c.start_s + offset_s, 6), round(c.end_s + offset_s, 6)
+        segments.append(
+            SegmentRecord(
+                segment_id=window_id(source.source_id, s, e),
+                source_id=source.source_id,
+                start_s=s,
+                end_s=e,
+                kept=out.reason is None,
+                reason=out.reason,
+                snr_db=ev.snr_db,
+                music_score=ev.music_score,
+                track_id=out.track_id,
+                num_faces=a.detections.mean_faces(c.start_s, c.end_s),
+                face_missing_ratio=ev.dropped_ratio,
+                speech_ratio=ev.speech_ratio,
+                speaking_score=ev.speaking_score,
+                sync_score=ev.sync_score,
+                sync_offset_s=ev.sync_offset_s,
+            )
+        )
+        if out.clip is not None:
+            kept.append(_shift(out.clip, offset_s))
+    return segments, kept

@@ -22,8 +22,8 @@ from curation.calibrate_speaker import bundled_babble
 from curation.config import CurateConfig, RunConfig
 from curation.faces import load_detector
 from curation.pipeline import curate
-from curation.process import analyse
 from curation.sources import scan_folder
+from curation.windows import analyse
 
 SYNC = ClusterConfig(type=ClusterType.SYNCHRONOUS)
 CFG = CurateConfig(run=RunConfig(progress=False))
