@@ -62,7 +62,10 @@ def sdr_improvement(estimates: Tensor, targets: Tensor, mixture: Tensor) -> Tens
 
 
 def pesq_wb(estimate: np.ndarray, target: np.ndarray) -> float:
-    """Wide-band PESQ (MOS-LQO, about 1.0..4.6) of one 16 kHz signal; NaN when it cannot be scored."""
+    """Wide-band PESQ (MOS-LQO, about 1.0..4.6) of one 16 kHz signal; NaN when it cannot be scored
+    (a silent signal, no utterance detected, too short)."""
+    if not np.any(target) or not np.any(estimate):
+        return float("nan")  # pesq would divide by a zero peak
     try:
         return float(
             pesq(SAMPLE_RATE_HZ, target.astype(np.float64), estimate.astype(np.float64), "wb")
