@@ -89,7 +89,10 @@ class RenderConfig:
     """A frame is active when its power is within this of the loudest frame."""
     active_floor_db: float = -70.0
     """A signal whose loudest frame is below this (dB re full scale) is silent."""
-    face_stream: FaceStream = FaceStream.CROPS
+    face_stream: FaceStream | None = None
+    """The face stream rendered with each mixture; None: ``crops`` (for ``avforge mix render`` and
+    the datasets). ``avforge train`` sets it from ``model.visual_input`` and refuses a different
+    value set here."""
     face_size_px: int | None = None
     """Resize face crops to this square size; None keeps the stored size (all clips must agree)."""
     face_cache_mb: int = 256

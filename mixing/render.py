@@ -40,6 +40,7 @@ an RIR of zeros. A corrupt media shard raises :class:`manifests.ManifestError`. 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ from manifests import MediaReader
 from manifests.schema import MixtureSpec
 from mixing import functional as F
 from mixing.audio_rows import AudioRows, RowAudio
-from mixing.config import RenderConfig
+from mixing.config import FaceStream, RenderConfig
 from mixing.corpus_index import CorpusIndex, MediaRef
 from mixing.errors import MixingError, SilentRecipeError
 from mixing.faces import FaceStreams
@@ -478,7 +479,10 @@ class MixtureRenderer:
     ) -> None:
         corpus = str(corpus)
         self.corpus = corpus
-        self.config = config or RenderConfig()
+        config = config or RenderConfig()
+        if config.face_stream is None:
+            config = dataclasses.replace(config, face_stream=FaceStream.CROPS)
+        self.config = config
         self.reader = reader or MediaReader()
         cfg = self.config
         self.index = CorpusIndex(corpus, cfg.sample_rate_hz)

@@ -35,7 +35,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, Logger, TensorBoardLogger
 from tqdm.auto import tqdm
 
-from avforge.core.config import config_to_dict, write_resolved_config
+from avforge.core.config import ConfigError, config_to_dict, write_resolved_config
 from mixing.config import FaceStream
 from training.config import ModelKind, TrainConfig, TrainerConfig, VisualInputChoice
 from training.datamodule import SeparationDataModule
@@ -106,6 +106,24 @@ def face_stream_for(cfg: TrainConfig) -> FaceStream:
     if cfg.model.visual_input == VisualInput.LIPS:
         return FaceStream.LIPS
     return FaceStream.CROPS
+
+
+def check_face_stream(cfg: TrainConfig) -> None:
+    """Raise :class:`ConfigError` when ``data.mixing.render.face_stream`` is set to another stream
+    than the model reads (it is set from ``model.visual_input``; an explicit value must agree)."""
+    wanted = face_stream_for(cfg)
+    given = cfg.data.mixing.render.face_stream
+    if given is not None and given != wanted:
+        why = (
+            "an audio-only model"
+            if cfg.model.kind == ModelKind.AUDIO_ONLY
+            else f"model.visual_input {cfg.model.visual_input.value}"
+        )
+        raise ConfigError(
+            f"is {given.value}, but this model reads {wanted.value} ({why}); leave it out: "
+            "training sets it from the model",
+            "data.mixing.render.face_stream",
+        )
 
 
 def tensorboard_available() -> bool:
@@ -254,6 +272,7 @@ def train(
     ``allow_corpus_change``: resume even when the training pool differs from the checkpoint's (one
     warning) instead of stopping with :class:`training.data.DataError`."""
     cfg = resolve_visual_input(cfg, find_resume_checkpoint(cfg, resume))
+    check_face_stream(cfg)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_resolved_config(cfg, str(out / "config" / "train.yaml"))

@@ -55,3 +55,24 @@ def test_the_progress_bar_counts_the_runs_steps(tmp_path: Path) -> None:
     bar = [ln for ln in proc.stderr.replace("\r", "\n").splitlines() if ln.startswith("train:")]
     assert bar and "3/3" in bar[-1] and "loss=" in bar[-1], proc.stderr
     assert "Epoch" not in proc.stderr and "/-" not in proc.stderr, proc.stderr
+
+
+def test_a_face_stream_the_model_does_not_read_is_a_config_error(tmp_path: Path) -> None:
+    """``data.mixing.render.face_stream`` used to be overwritten silently by the model's stream."""
+    corpus = build_two_speaker_corpus(tmp_path / "corpus")
+    cfg = tiny_train_dict(tmp_path / "run", corpus, steps=1)
+    cfg["data"]["mixing"]["render"] = {"face_stream": "crops"}  # an audio-only model reads none
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(cfg))
+    proc = subprocess.run(
+        [*AVFORGE, "train", "--config", str(tmp_path / "train.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "error: data.mixing.render.face_stream: is crops, but this model reads none (an "
+        "audio-only model); leave it out: training sets it from the model"
+    ]
+    assert not (tmp_path / "run" / "checkpoints").exists()
