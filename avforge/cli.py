@@ -24,12 +24,6 @@ app = typer.Typer(
 )
 
 
-def not_built(verb: str, issue: int, what: str) -> None:
-    """Say plainly that ``verb`` is not built yet, and exit non-zero (never fake output)."""
-    typer.echo(f"avforge {verb}: not built yet ({what}; tracked in issue #{issue}).", err=True)
-    raise typer.Exit(code=2)
-
-
 def _version_callback(value: bool) -> None:
     if value:
         typer.echo(f"avforge {__version__}")

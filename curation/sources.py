@@ -49,7 +49,7 @@ import csv
 import hashlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from urllib.parse import parse_qs, urlsplit
 
@@ -363,8 +363,3 @@ def read_sources_arg(path: str | Path, url_template: str = YOUTUBE_URL_TEMPLATE)
     if p.lower().endswith(".csv") or _looks_like_avspeech(text):
         return parse_avspeech_csv(text, url_template)
     return parse_url_list(text)
-
-
-def with_url(source: Source, url: str) -> Source:
-    """A copy of ``source`` with another URL (e.g. a mirror)."""
-    return replace(source, url=url)

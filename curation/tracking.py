@@ -123,14 +123,6 @@ class TrackEstimate:
         mine = np.count_nonzero((self.times_s >= start_s) & (self.times_s < end_s))
         return mine / frames if frames else 0.0
 
-    def center_at(self, time_s: float) -> tuple[float, float]:
-        """Box centre (x, y) in source pixels at ``time_s`` (interpolated, held at the ends)."""
-        cx = (self.boxes[:, 0] + self.boxes[:, 2]) / 2
-        cy = (self.boxes[:, 1] + self.boxes[:, 3]) / 2
-        return float(np.interp(time_s, self.times_s, cx)), float(
-            np.interp(time_s, self.times_s, cy)
-        )
-
 
 # --------------------------------------------------------------------------- tracking
 

@@ -31,7 +31,7 @@ import dataclasses
 import enum
 import types
 import typing
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -570,11 +570,3 @@ def empty_table(name: str) -> pa.Table:
 
 def column_names(name: str) -> list[str]:
     return [f.name for f in TABLES[name].schema]
-
-
-def enum_values(enum_type: type[enum.Enum]) -> list[str]:
-    return [m.value for m in enum_type]
-
-
-def iter_tables() -> Iterable[TableSpec]:
-    return TABLES.values()

@@ -155,12 +155,6 @@ def mask_from_powers(powers: np.ndarray, *, threshold_db: float, floor_db: float
     return (powers >= loudest * np.float32(10.0 ** (threshold_db / 10.0))) & audible
 
 
-def masked_mean(powers: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Mean of ``powers`` over ``mask`` along the last axis (float64; 0 where the mask is empty)."""
-    total = np.add.reduce(powers * mask, axis=-1, dtype=np.float64)
-    return total / np.maximum(mask.sum(axis=-1), 1)
-
-
 def active_frame_mask(
     signal: np.ndarray,
     *,

@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 import math
 import numbers
 import re
@@ -386,11 +385,3 @@ def write_resolved_config(cfg: object, path: str) -> None:
     """Write ``cfg`` as YAML to ``path`` (any fsspec URL) atomically (passwords in URLs redacted)."""
 
     files.atomic_write_bytes(path, config_to_yaml(cfg).encode())
-
-
-def config_fingerprint(cfg: object) -> str:
-    """A short stable hash of the resolved config (for telling outputs of different configs apart)."""
-    import hashlib
-
-    blob = json.dumps(config_to_dict(cfg), sort_keys=True).encode()
-    return hashlib.sha256(blob).hexdigest()[:12]

@@ -44,10 +44,6 @@ class FacePhoto:
     landmarks_xy: tuple[tuple[float, float], ...]
     """Five (x, y) points: left eye, right eye, nose, left mouth corner, right mouth corner."""
 
-    @property
-    def height_px(self) -> float:
-        return self.box_xyxy[3] - self.box_xyxy[1]
-
 
 def _face(
     face_id: str, photo: Photo, box: tuple[float, float, float, float], lms: Sequence[float]
