@@ -28,7 +28,7 @@ clip frame ``offset_frames + k - start_frames``. ``face_mask`` is False (and the
 lip feature zeros) before the speaker starts, past the clip's end, where ``face_present`` is False, and
 for clips without that stream.
 
-Faces are rendered by :class:`mixing.faces.FaceStreams` (same frame mapping).
+Faces are rendered by :class:`mixing.face_streams.FaceStreams` (same frame mapping).
 
 Failure modes, all ``ValueError`` subclasses naming the recipe: :class:`MixingError` for a recipe
 naming a clip, noise or RIR that is not in the manifests, an inconsistent recipe (list lengths,
@@ -54,7 +54,7 @@ from mixing.audio_rows import AudioRows, RowAudio
 from mixing.config import FaceStream, RenderConfig
 from mixing.corpus_index import CorpusIndex, MediaRef
 from mixing.errors import MixingError, SilentRecipeError
-from mixing.faces import FaceStreams
+from mixing.face_streams import FaceStreams
 from mixing.sampler import RecipeSampler
 from mixing.transforms import Reverb
 
@@ -655,7 +655,7 @@ class MixtureRenderer:
     ) -> RenderedMixture:
         """Render ``spec`` completely (audio and the configured face streams); the audio goes into
         ``audio_out`` (see :meth:`render_audio`), the face crops into ``crops_out`` and the lip
-        features into ``lips_out`` (see :class:`mixing.faces.FaceStreams`) when given."""
+        features into ``lips_out`` (see :class:`mixing.face_streams.FaceStreams`) when given."""
         mixture, images, targets, noise, scale = self.render_audio(spec, out=audio_out)
         f = self.faces(spec, crops_out=crops_out, lips_out=lips_out)
         return RenderedMixture(

@@ -10,7 +10,7 @@ as many face streams as speakers in one pass, with fewer (a 1-face model on 2-sp
 pass per speaker, that speaker's face first (:func:`face_passes`). An audio-only model with ``n_src``
 outputs is scored on the first ``n_src`` speakers.
 
-Output (:func:`training.report.write_report`): the paper's Table 3 layout (models in rows, tasks in
+Output (:func:`training.eval_report.write_report`): the paper's Table 3 layout (models in rows, tasks in
 columns, SDRi dB) plus SI-SDRi / PESQ / STOI tables, a gender-pair breakdown per task when the clips
 manifest knows every speaker's gender (``gender``), ``results.csv``, ``summary.json`` and the Fig. 5
 scatter ``input_sdr_scatter.png`` (SDR improvement against input SDR).
@@ -32,9 +32,9 @@ from mixing.config import FaceStream, RenderConfig
 from mixing.render import MixtureRenderer
 from training import losses, metrics
 from training.data import DataError, check_lip_features, collate, rendered_face_shape
+from training.eval_report import EvalRecord, gender_pair, model_label, render_tables, write_report
 from training.models import AudioVisualSeparator, MaskSeparator, load_model
 from training.models.serialize import InputMismatchError, check_input, contract_of
-from training.report import EvalRecord, gender_pair, model_label, render_tables, write_report
 
 
 class EvaluateError(ValueError):

@@ -20,7 +20,7 @@ from avforge.demo_config.configs import EVAL_SEED
 
 EVAL_TASK = "2s_clean"
 MODELS = ("audio-only", "AV 2 faces")
-"""Model labels in ``avforge evaluate``'s summary.json (training.report.model_label)."""
+"""Model labels in ``avforge evaluate``'s summary.json (training.eval_report.model_label)."""
 
 
 @dataclass(frozen=True)

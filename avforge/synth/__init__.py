@@ -12,7 +12,7 @@ Main entry points: :func:`render_scenario`, :data:`PRESETS`, :func:`render_demo_
 """
 
 from avforge.synth.errors import MissingToolError, RenderError, ScenarioError, SynthError
-from avforge.synth.faces import FACES, detect_faces
+from avforge.synth.face_photos import FACES, detect_faces
 from avforge.synth.presets import (
     PRESETS,
     clean_talk,

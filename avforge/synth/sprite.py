@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from avforge.synth.faces import FACES, load_photo
+from avforge.synth.face_photos import FACES, load_photo
 from avforge.synth.mouth import open_mouth
 
 MAX_OPEN_FRACTION = 0.13

@@ -52,7 +52,7 @@ class Speaker:
 
     speaker_id: str
     face_id: str
-    """Key of :data:`avforge.synth.faces.FACES`."""
+    """Key of :data:`avforge.synth.face_photos.FACES`."""
     gender: Gender
     files: tuple[str, ...] = ()
     """Recorded utterances (file names in ``avforge/assets/audio``)."""

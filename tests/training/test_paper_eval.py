@@ -36,9 +36,9 @@ from tests.training.conftest import TINY_AUDIO, TINY_VISUAL
 from training import metrics
 from training.batch import SeparationBatch
 from training.config import ModelConfig, TrainConfig
+from training.eval_report import EvalRecord, plot_input_sdr_scatter, render_tables, table3
 from training.evaluate import evaluate, evaluate_model, face_passes
 from training.models import AudioOnlySeparator, AudioVisualSeparator, SeparationOutput, save_model
-from training.report import EvalRecord, plot_input_sdr_scatter, render_tables, table3
 from training.system import SeparationSystem
 
 DURATION_S = 0.8

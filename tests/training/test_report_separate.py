@@ -10,8 +10,8 @@ import torch
 
 from manifests.schema import MixTask
 from tests.training.conftest import TINY_AUDIO, TINY_VISUAL
+from training.eval_report import EvalRecord, model_label, table3, write_report
 from training.models import AudioOnlySeparator, AudioVisualSeparator
-from training.report import EvalRecord, model_label, table3, write_report
 from training.separate import SeparateError, separate_long, window_starts
 
 

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from avforge.synth.faces import FACES, Photo, detect_faces, load_photo
+from avforge.synth.face_photos import FACES, Photo, detect_faces, load_photo
 from avforge.synth.scene import slide_background, stage_background
 from avforge.synth.sprite import build_sprite, paste
 
