@@ -191,9 +191,9 @@ def render_audio_batch(jobs: Sequence[Job], *, out: AudioOut | None = None) -> A
     direct = []
     for b, (renderer, spec) in enumerate(jobs):
         tb = targets[b] if reverberant[b] else None
-        item = [renderer._speaker(spec, i, rows[b], tb, stats[b], aligned) for i in range(n)]
+        item = [renderer.speaker_source(spec, i, rows[b], tb, stats[b], aligned) for i in range(n)]
         if spec.noise_id is not None:
-            item.append(renderer._noise_source(spec, rows[b], stats[b], aligned))
+            item.append(renderer.noise_source(spec, rows[b], stats[b], aligned))
         direct.append(item)
     # levels on active frames (within threshold of the loudest; a crop under the floor is silent),
     # for all items at once (a few operations on (B, sources, frames) arrays; ufunc reductions
@@ -347,7 +347,7 @@ def _peak_guard(
         if not math.isfinite(sum(peaks)):  # float32 peaks: a finite sum means finite peaks
             raise MixingError(f"recipe {spec.mixture_id}: rendering produced NaN or inf")
         peak = max(peaks)
-        scale = 1.0 if peak <= max_abs else max_abs / peak * (1.0 - 1e-6)  # F.peak_scale_from_peaks
+        scale = F.peak_scale_from_peaks([peak], max_abs=max_abs)
         if scale != 1.0:
             factor = np.float32(scale)
             for signal in (images[b], noise[b], mixture[b]):
@@ -579,7 +579,7 @@ class MixtureRenderer:
         targets = images if batch.targets is batch.images else batch.targets[0]
         return mixture, images, targets, noise, batch.peak_scales[0]
 
-    def _speaker(
+    def speaker_source(
         self,
         spec: MixtureSpec,
         i: int,
@@ -595,8 +595,8 @@ class MixtureRenderer:
         length = buf[i].shape[0]
         media = self.clips[spec.clip_ids[i]]
         audio = self.rows.get(media.path, media.row)
-        start = round(spec.starts_s[i] * sr)  # F.seconds_to_samples
-        offset = round(spec.offsets_s[i] * sr)
+        start = F.seconds_to_samples(spec.starts_s[i], sr)
+        offset = F.seconds_to_samples(spec.offsets_s[i], sr)
         rir_id = spec.rir_ids[i]
         if (
             aligned
@@ -618,14 +618,14 @@ class MixtureRenderer:
         stats[0, i] = F.frame_powers(image, fl)
         return None
 
-    def _noise_source(
+    def noise_source(
         self,
         spec: MixtureSpec,
         buf: list[np.ndarray],
         stats: np.ndarray,
         aligned: bool,
     ) -> tuple[RowAudio, int, int] | None:
-        """Like :meth:`_speaker` for the recipe's noise (row ``n`` of ``buf`` and ``stats``)."""
+        """Like :meth:`speaker_source` for the recipe's noise (row ``n`` of ``buf`` and ``stats``)."""
         n = len(spec.clip_ids)
         media = self.noises[spec.noise_id]  # type: ignore[index]
         audio = self.rows.get(media.path, media.row)
