@@ -13,18 +13,23 @@ from tests.helpers.training_corpus import build_two_speaker_corpus, tiny_train_d
 AVFORGE = [sys.executable, "-c", "from avforge.cli import main; main()"]
 
 
-def test_train_prints_only_its_summary(tmp_path: Path) -> None:
-    corpus = build_two_speaker_corpus(tmp_path / "corpus")
-    out = tmp_path / "run"
-    cfg = tiny_train_dict(out, corpus, steps=2, trainer={"val_every_n_steps": 2})
+def _train(tmp_path: Path, cfg: dict) -> subprocess.CompletedProcess[str]:
+    """``avforge train --config`` on ``cfg`` in a subprocess, output captured."""
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(cfg))
-    proc = subprocess.run(
+    return subprocess.run(
         [*AVFORGE, "train", "--config", str(tmp_path / "train.yaml")],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
+
+
+def test_train_prints_only_its_summary(tmp_path: Path) -> None:
+    corpus = build_two_speaker_corpus(tmp_path / "corpus")
+    out = tmp_path / "run"
+    cfg = tiny_train_dict(out, corpus, steps=2, trainer={"val_every_n_steps": 2})
+    proc = _train(tmp_path, cfg)
     assert proc.returncode == 0, proc.stderr
     lines = [
         ln for ln in (proc.stdout + proc.stderr).replace("\r", "\n").splitlines() if ln.strip()
@@ -43,14 +48,7 @@ def test_the_progress_bar_counts_the_runs_steps(tmp_path: Path) -> None:
     cfg = tiny_train_dict(
         out, corpus, steps=3, trainer={"val_every_n_steps": 3, "progress_bar": True}
     )
-    (tmp_path / "train.yaml").write_text(yaml.safe_dump(cfg))
-    proc = subprocess.run(
-        [*AVFORGE, "train", "--config", str(tmp_path / "train.yaml")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = _train(tmp_path, cfg)
     assert proc.returncode == 0, proc.stderr
     bar = [ln for ln in proc.stderr.replace("\r", "\n").splitlines() if ln.startswith("train:")]
     assert bar and "3/3" in bar[-1] and "loss=" in bar[-1], proc.stderr
@@ -62,14 +60,7 @@ def test_a_face_stream_the_model_does_not_read_is_a_config_error(tmp_path: Path)
     corpus = build_two_speaker_corpus(tmp_path / "corpus")
     cfg = tiny_train_dict(tmp_path / "run", corpus, steps=1)
     cfg["data"]["mixing"]["render"] = {"face_stream": "crops"}  # an audio-only model reads none
-    (tmp_path / "train.yaml").write_text(yaml.safe_dump(cfg))
-    proc = subprocess.run(
-        [*AVFORGE, "train", "--config", str(tmp_path / "train.yaml")],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = _train(tmp_path, cfg)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines() == [
         "error: data.mixing.render.face_stream: is crops, but this model reads none (an "
