@@ -6,7 +6,7 @@ import numpy as np
 
 from curation.decode import VideoChunk
 from curation.select import Candidate, WindowEvidence
-from curation.windows import SPAN_MAX_GAP_S, _Survivor, group_spans, shifted, window_frames
+from curation.windows import SPAN_MAX_GAP_S, Survivor, group_spans, shifted, window_frames
 from manifests.media import FaceTrack
 
 
@@ -29,9 +29,9 @@ def test_window_frames_slices_a_streamed_decode_and_pads_the_end():
     assert not got[3][5:].any()  # black frames where the decode ran short
 
 
-def _survivor(index: int, start_s: float, end_s: float, track_id: int) -> _Survivor:
+def _survivor(index: int, start_s: float, end_s: float, track_id: int) -> Survivor:
     c = Candidate(start_s, end_s, track_id, 1, True)
-    return _Survivor(index, c, WindowEvidence(end_s - start_s), track_id, np.zeros(1), 1)
+    return Survivor(index, c, WindowEvidence(end_s - start_s), track_id, np.zeros(1), 1)
 
 
 def test_spans_join_neighbours_on_one_track_only():
