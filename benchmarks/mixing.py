@@ -3,7 +3,7 @@
 What is measured: mixtures per second in one process (one thread) for 2 speakers + noise, 3 s at
 16 kHz, audio only, with and without reverb. Both tools mix the *same* recipes from the *same* clips:
 
-- avforge: a corpus built with ``tests.helpers.corpus.build_corpus`` (real speech from
+- avforge: a corpus built with ``avforge.testing.corpus.build_corpus`` (real speech from
   ``avforge/assets/audio``, PCM16 media shards) plus a simulated RIR bank; recipes drawn by
   ``RecipeSampler``; timed: ``MixtureRenderer.render_audio(spec)`` per recipe (crop, active-speech
   levels, SIR/SNR gains, reverb with full + early RIR, peak guard).
@@ -106,8 +106,8 @@ def lhotse_worker(job_path: str) -> None:
 
 def build_bench_corpus(work: Path, n_rooms: int) -> Path:
     from avforge.core.cluster import ClusterConfig, ClusterType
+    from avforge.testing.corpus import build_corpus
     from mixing.rirs import RirConfig, build_rirs
-    from tests.helpers.corpus import build_corpus
 
     corpus = build_corpus(
         work, n_speakers=7, clips_per_speaker=4, clip_duration_s=6.0, with_faces=False

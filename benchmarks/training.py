@@ -42,9 +42,9 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from avforge.testing.training_corpus import build_two_speaker_corpus
 from manifests.schema import MixTask, Split
 from mixing.config import FaceStream, MixingConfig
-from tests.helpers.training_corpus import build_two_speaker_corpus
 from training.baselines import SpectralGains, ideal_ratio_masks
 from training.config import CPU_LEARNING_MODEL, REDUCED_MODEL, ModelConfig, ModelKind
 from training.data import MixtureSource, MixtureStream, collate, split_config

@@ -20,13 +20,13 @@ import manifests
 from avforge.cli import app
 from avforge.core.cluster import ClusterConfig, ClusterType
 from avforge.core.config import config_from_dict
+from avforge.testing.corpus import ASSETS, build_corpus
 from manifests.schema import RejectReason, SourceError
 from mixing.config import MixingConfig
 from mixing.dataset import freeze_recipes
 from mixing.noises import add_noises
 from mixing.render import MixtureRenderer
 from mixing.rirs import RirConfig, build_rirs
-from tests.helpers.corpus import ASSETS, build_corpus
 from tests.helpers.docs_examples import (
     MARKER,
     REPO,

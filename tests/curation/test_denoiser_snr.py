@@ -24,13 +24,13 @@ from avforge import variants
 from avforge.cli import app
 from avforge.core.cluster import ClusterConfig, ClusterType
 from avforge.core.config import ConfigError, config_from_dict
+from avforge.testing.training_corpus import TINY_AUDIO
 from curation import calibrate
 from curation.calibrate import mix_at_snr
 from curation.config import CurateConfig, load_curate_config
 from curation.pipeline import curate
 from curation.snr import DenoiserSnrEstimator, SnrConfig, SnrEstimatorKind, make_estimator
 from curation.sources import scan_folder
-from tests.helpers.training_corpus import TINY_AUDIO
 from training.denoiser import DenoiserError, ModelDenoiser, load_denoiser
 from training.models import AudioOnlySeparator, AudioVisualSeparator, save_model
 

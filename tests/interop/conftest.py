@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers.corpus import build_corpus
+from avforge.testing.corpus import build_corpus
 
 
 @pytest.fixture(scope="session")

@@ -12,10 +12,10 @@ import pytest
 import manifests
 from avforge.interop import avspeech_rows, export_avspeech_csv, format_avspeech_csv, video_of
 from avforge.interop.tables import media_path
+from avforge.testing.corpus import build_corpus
 from curation.sources import parse_avspeech_csv
 from manifests.io import write_records
 from manifests.schema import ClipRecord, SourceKind, SourceRecord, table_to_records
-from tests.helpers.corpus import build_corpus
 
 WIDTH, HEIGHT = 640, 480
 # clip id -> (new source id, kind, url, clip start in the source); None keeps the helper's source.

@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 import manifests
 from avforge.interop.cli import register
+from avforge.testing.corpus import build_corpus
 from manifests.io import write_records
 from manifests.schema import ClipRecord, table_to_records
-from tests.helpers.corpus import build_corpus
 
 
 @pytest.fixture(scope="module")

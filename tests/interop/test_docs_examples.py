@@ -23,9 +23,9 @@ from typer.testing import CliRunner
 import manifests
 from avforge.interop.cli import register
 from avforge.interop.tables import media_path
+from avforge.testing.corpus import build_corpus
 from manifests.io import write_records
 from manifests.schema import ClipRecord, SourceRecord, Split, table_to_records
-from tests.helpers.corpus import build_corpus
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "interop.md"
 _EXAMPLE = re.compile(r"<!-- example: (\w+) -->\n```(\w+)\n(.*?)```", re.DOTALL)

@@ -19,8 +19,8 @@ from avforge.interop.lhotse_export import (
     export_lhotse,
 )
 from avforge.interop.tables import media_path
+from avforge.testing.corpus import build_corpus
 from manifests.schema import Split
-from tests.helpers.corpus import build_corpus
 
 
 @pytest.fixture(scope="module")

@@ -19,8 +19,8 @@ from avforge.interop.lhotse_import import (
 )
 from avforge.interop.naming import safe_name
 from avforge.interop.tables import media_path
+from avforge.testing.corpus import ASSETS
 from manifests.schema import NoiseKind, Split
-from tests.helpers.corpus import ASSETS
 
 
 def _audio(corpus, row) -> np.ndarray:

@@ -11,10 +11,10 @@ import pytest
 
 import manifests
 from avforge.core.errors import CorruptCorpusError
+from avforge.testing.corpus import build_corpus
 from manifests.io import open_ipc, shard_path, write_table
 from manifests.media import MEDIA_REQUIRED_SCHEMA, MediaReader, verify_row
 from manifests.verify import check_media_shard, verify_corpus
-from tests.helpers.corpus import build_corpus
 
 MEDIA = "clips-00000"
 

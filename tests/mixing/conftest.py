@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from avforge.core.cluster import ClusterConfig, ClusterType
+from avforge.testing.corpus import build_corpus
 from mixing.rirs import RirConfig, build_rirs
-from tests.helpers.corpus import build_corpus
 
 TINY_RIRS = RirConfig(
     n_rooms=3,

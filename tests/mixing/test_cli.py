@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 import manifests
 from avforge.cli import app
-from tests.helpers.corpus import ASSETS
+from avforge.testing.corpus import ASSETS
 
 runner = CliRunner()
 

@@ -1,6 +1,6 @@
 """Every verb that reads a corpus stops on a broken one with one ``error:`` line and exit status 2.
 
-Real corpora (``tests.helpers.corpus``) with one Arrow file cut in half (what an unfinished copy
+Real corpora (``avforge.testing.corpus``) with one Arrow file cut in half (what an unfinished copy
 leaves) or re-stamped with a newer schema version, run through the real command line
 (``avforge.cli.app``): no traceback, stderr is the one line naming the file.
 """
@@ -17,8 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from avforge.cli import app
+from avforge.testing.corpus import build_corpus
 from manifests.io import META_VERSION
-from tests.helpers.corpus import build_corpus
 
 runner = CliRunner()
 AVFORGE = [sys.executable, "-c", "from avforge.cli import main; main()"]

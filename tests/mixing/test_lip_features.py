@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from avforge.testing.corpus import LIP_DIM, build_corpus
 from manifests.schema import MixTask
 from mixing.config import FaceStream, RenderConfig, preset_config
 from mixing.dataset import to_item
 from mixing.errors import MixingError
 from mixing.render import MixtureRenderer, render_item, render_items
 from mixing.sampler import RecipeSampler
-from tests.helpers.corpus import LIP_DIM, build_corpus
 
 LIPS = preset_config(
     MixTask.TWO_SPEAKERS, duration_s=2.0, render=RenderConfig(face_stream=FaceStream.LIPS)

@@ -13,10 +13,10 @@ import soundfile
 
 import manifests
 from avforge.core.cluster import ClusterConfig, ClusterType, LocalClusterConfig
+from avforge.testing.corpus import ASSETS
 from manifests.schema import NoiseKind, Split
 from mixing.noises import NoiseConfig, add_noises, split_of
 from mixing.rirs import RirConfig, build_rirs, early_rir, simulate_room
-from tests.helpers.corpus import ASSETS
 
 
 @pytest.fixture

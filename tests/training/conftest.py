@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.helpers.training_corpus import TINY_AUDIO  # noqa: F401  (re-exported: tests import it from here)
+from avforge.testing.training_corpus import TINY_AUDIO  # noqa: F401  (re-exported: tests import it from here)
 
 
 @pytest.fixture(autouse=True)
@@ -20,5 +20,5 @@ def deterministic_rng() -> None:
 
 
 # Constructor arguments of a reduced-width model: the paper's structure at test speed (the audio
-# widths have one home: tests.helpers.training_corpus).
+# widths have one home: avforge.testing.training_corpus).
 TINY_VISUAL = {"visual_channels": 8, "visual_layers": 3}

@@ -10,9 +10,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from avforge.core.config import config_from_dict
+from avforge.testing.training_corpus import build_two_speaker_corpus
 from manifests.schema import MixTask, Split
 from mixing.config import FaceStream, MixingConfig
-from tests.helpers.training_corpus import build_two_speaker_corpus
 from training.config import DataConfig
 from training.data import DataError, MixtureSource, MixtureStream, split_config
 from training.datamodule import SeparationDataModule

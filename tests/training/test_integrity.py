@@ -16,11 +16,11 @@ import manifests
 from avforge.cli import app
 from avforge.core.config import config_from_dict
 from avforge.core.errors import CorruptCorpusError
+from avforge.testing.training_corpus import build_two_speaker_corpus, tiny_train_dict
 from manifests import ClipRecord, MediaReader, MediaRecord, SourceKind, SourceRecord, SourceStatus
 from manifests.io import shard_path
 from manifests.schema import Split
 from mixing.config import FaceStream
-from tests.helpers.training_corpus import build_two_speaker_corpus, tiny_train_dict
 from training.config import TrainConfig
 from training.data import DataError, MixtureSource, split_config
 from training.datamodule import SeparationDataModule

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from avforge.core.config import config_from_dict
+from avforge.testing.training_corpus import build_two_speaker_corpus
 from manifests import read_clips, write_records
 from manifests.schema import MixTask, MixtureSpec, Split
 from mixing.config import FaceStream, MixingConfig
 from tests.helpers.speech_corpus import MORE_SPEECH_DIR, build_speech_corpus, bundled_speakers
-from tests.helpers.training_corpus import build_two_speaker_corpus
 from tests.training.conftest import TINY_AUDIO, TINY_VISUAL
 from training import metrics
 from training.baselines import SpectralGains, ideal_ratio_masks

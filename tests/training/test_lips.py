@@ -1,6 +1,6 @@
 """The ``lips`` face stream: curation's LR-ASD lip features through the loader and one training step.
 
-The corpus's lip features encode the answer (:func:`tests.helpers.corpus.synthetic_lip_features`):
+The corpus's lip features encode the answer (:func:`avforge.testing.corpus.synthetic_lip_features`):
 column 0 of clip frame ``j`` is ``j``, column 1 the clip's media row, so a delivered batch shows which
 clip frames it holds. They must be the frames the face crops of the same recipe cover.
 """
@@ -18,12 +18,12 @@ import pytest
 import torch
 
 from avforge.core.config import config_from_dict
+from avforge.testing.corpus import LIP_DIM
+from avforge.testing.training_corpus import TINY_AUDIO, build_two_speaker_corpus
 from manifests.schema import MixTask, MixtureSpec, Split
 from mixing.config import FaceStream, MixingConfig, RenderConfig
 from mixing.errors import MixingError
 from mixing.render import MixtureRenderer
-from tests.helpers.corpus import LIP_DIM
-from tests.helpers.training_corpus import TINY_AUDIO, build_two_speaker_corpus
 from training.config import ModelConfig, TrainConfig
 from training.data import DataError, MixtureSource, MixtureStream, split_config
 from training.datamodule import SeparationDataModule

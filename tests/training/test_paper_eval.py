@@ -26,12 +26,12 @@ from avforge.interop.lhotse_import import (
     import_lhotse,
     read_speaker_genders,
 )
+from avforge.testing.corpus import ASSETS, LIP_DIM
+from avforge.testing.training_corpus import build_two_speaker_corpus
 from manifests import read_clips, write_records
 from manifests.schema import MixTask, MixtureSpec, Split, normalize_gender
 from mixing.config import FaceStream, RenderConfig
 from mixing.render import MixtureRenderer
-from tests.helpers.corpus import ASSETS, LIP_DIM
-from tests.helpers.training_corpus import build_two_speaker_corpus
 from tests.training.conftest import TINY_AUDIO, TINY_VISUAL
 from training import metrics
 from training.batch import SeparationBatch

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from tests.helpers.training_corpus import build_two_speaker_corpus, tiny_train_dict
+from avforge.testing.training_corpus import build_two_speaker_corpus, tiny_train_dict
 
 AVFORGE = [sys.executable, "-c", "from avforge.cli import main; main()"]
 

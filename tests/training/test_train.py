@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from avforge.core.config import config_from_dict, load_config
-from tests.helpers.training_corpus import TINY_AV, build_two_speaker_corpus
+from avforge.testing.training_corpus import TINY_AV, build_two_speaker_corpus
 from training.config import TrainConfig
 from training.train import train
 
@@ -89,7 +89,7 @@ def test_a_different_resume_position_would_change_the_weights(corpus, tmp_path) 
 def test_a_trained_crop_model_records_the_crop_size_it_was_trained_on(tmp_path) -> None:
     """The corpus holds 20 px crops: the package says 20, so ``separate`` crops new videos at 20 px
     (it used to fall back to 112)."""
-    from tests.helpers.training_corpus import build_two_speaker_corpus as build
+    from avforge.testing.training_corpus import build_two_speaker_corpus as build
     from training.models import load_model
 
     corpus = build(tmp_path / "corpus20", crop_size_px=20)

@@ -3,9 +3,9 @@
 Speakers ``aew`` (male) and ``axb`` (female) of CMU ARCTIC (``avforge/assets/audio``). Each utterance is
 one clip from its own source: utterances 1 and 2 of each speaker are the ``train`` split, utterance 3
 is both the ``val`` and the ``test`` split (two clips, one per split, same audio), so evaluation mixes
-utterances the model never heard. Faces come from :mod:`tests.helpers.corpus`: a drawn face per speaker
+utterances the model never heard. Faces come from :mod:`avforge.testing.corpus`: a drawn face per speaker
 whose mouth opens with the audio envelope (so the visual stream carries real timing information),
-and optionally lip features (:func:`tests.helpers.corpus.synthetic_lip_features`: column 0 the clip
+and optionally lip features (:func:`avforge.testing.corpus.synthetic_lip_features`: column 0 the clip
 frame index, column 1 the clip's media row).
 """
 
@@ -16,6 +16,13 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
+from avforge.testing.corpus import (
+    ASSETS,
+    SAMPLES_PER_FRAME,
+    face_crops,
+    synthetic_face_track,
+    synthetic_lip_features,
+)
 from manifests import (
     ClipRecord,
     MediaRecord,
@@ -27,13 +34,6 @@ from manifests import (
     write_records,
 )
 from manifests.io import shard_path
-from tests.helpers.corpus import (
-    ASSETS,
-    SAMPLES_PER_FRAME,
-    face_crops,
-    synthetic_face_track,
-    synthetic_lip_features,
-)
 
 TINY_AUDIO = {
     "audio_channels": 4,
