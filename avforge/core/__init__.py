@@ -14,8 +14,8 @@ it, ``make layers`` runs that check, ``.ci/run`` runs ``make layers``; docs/arch
 2. ``manifests``: the Arrow tables;
 3. stages: ``curation`` and ``mixing`` (independent of each other);
 4. ``training``;
-5. interop, testing and tools: ``avforge.interop``, ``avforge.synth``, ``avforge.variants``,
-   the calibration tools ``curation.calibrate*``;
+5. interop, testing and tools: ``avforge.interop``, ``avforge.testing``, ``avforge.synth``,
+   ``avforge.variants``, the calibration tools ``curation.calibrate*``;
 6. command line and demo: ``avforge.cli``, ``avforge.cli_errors``, ``avforge.doctor``,
    ``avforge.demo*`` and each package's ``cli`` module.
 """
