@@ -31,6 +31,7 @@ import numpy as np
 import soundfile
 
 import avforge
+from avforge.core.media import FPS, SAMPLE_RATE_HZ
 from manifests import (
     ClipRecord,
     FaceTrack,
@@ -48,8 +49,6 @@ from manifests.media import encode_jpeg
 from mixing.noises import NoiseConfig, add_noises
 
 ASSETS = Path(avforge.__file__).parent / "assets" / "audio"
-SAMPLE_RATE_HZ = 16000
-FPS = 25
 SAMPLES_PER_FRAME = SAMPLE_RATE_HZ // FPS
 
 SPEAKERS: dict[str, tuple[str, ...]] = {

@@ -19,6 +19,7 @@ import soundfile
 from avforge.testing.corpus import (
     ASSETS,
     SAMPLES_PER_FRAME,
+    SPEAKERS,
     face_crops,
     synthetic_face_track,
     synthetic_lip_features,
@@ -80,18 +81,8 @@ def tiny_train_dict(
 TINY_AV = {**TINY_AUDIO, "visual_channels": 8, "visual_layers": 2, "crop_feature_dim": 8}
 """The same with a small visual stream."""
 
-UTTERANCES: dict[str, tuple[str, ...]] = {
-    "aew": (
-        "cmu_arctic_us_aew_a0001.wav",
-        "cmu_arctic_us_aew_a0002.wav",
-        "cmu_arctic_us_aew_a0003.wav",
-    ),
-    "axb": (
-        "cmu_arctic_us_axb_a0004.wav",
-        "cmu_arctic_us_axb_a0005.wav",
-        "cmu_arctic_us_axb_a0006.wav",
-    ),
-}
+UTTERANCES: dict[str, tuple[str, ...]] = {k: SPEAKERS[k] for k in ("aew", "axb")}
+"""Two CMU ARCTIC speakers of :data:`SPEAKERS`, three utterances each."""
 SPLITS: tuple[tuple[int, Split], ...] = (
     (0, Split.TRAIN),
     (1, Split.TRAIN),
