@@ -42,13 +42,16 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from avforge.testing.training_corpus import build_two_speaker_corpus
+from avforge.testing.training_corpus import (
+    build_two_speaker_corpus,
+    fixed_mixtures,
+    mean_si_sdri,
+)
 from manifests.schema import MixTask, Split
 from mixing.config import FaceStream, MixingConfig
 from training.baselines import SpectralGains, ideal_ratio_masks
 from training.config import CPU_LEARNING_MODEL, REDUCED_MODEL, ModelConfig, ModelKind
-from training.data import MixtureSource, MixtureStream, collate, split_config
-from training.evaluate import align_to_targets
+from training.data import MixtureSource, MixtureStream, split_config
 from training.system import SeparationSystem
 
 REDUCED = REDUCED_MODEL
@@ -130,22 +133,6 @@ def speech_speakers(folder: Path | None) -> list:
     return out
 
 
-def fixed_batch(corpus: Path, split: Split, count: int, duration_s: float, seed: int):
-    mixing = split_config(
-        MixingConfig(task=MixTask.TWO_SPEAKERS, duration_s=duration_s, seed=seed),
-        split,
-        FaceStream.NONE,
-    )
-    source = MixtureSource([str(corpus)], mixing)
-    return collate([source.item(0, i) for i in range(count)], FaceStream.NONE)
-
-
-def si_sdri(estimates: torch.Tensor, batch) -> float:
-    from training import metrics
-
-    return float(metrics.si_sdr_improvement(estimates, batch.sources, batch.mixture).mean())
-
-
 def learning_curve(
     corpus: Path,
     minutes: float,
@@ -165,18 +152,16 @@ def learning_curve(
     from training.config import LossConfig, LossKind, OptimConfig
 
     torch.manual_seed(seed)
-    test = fixed_batch(corpus, Split.TEST, 64, 2.0, seed=1)
-    fit = fixed_batch(corpus, Split.TRAIN, 256, 2.0, seed=2)
+    test = fixed_mixtures(corpus, Split.TEST, 64, seed=1)
+    fit = fixed_mixtures(corpus, Split.TRAIN, 256, seed=2)
     gains = SpectralGains.fit(fit.sources)
     mixture_sisdr = metrics.si_sdr(test.mixture.unsqueeze(1).expand_as(test.sources), test.sources)
     reference = {
         "mixture_si_sdr_db": round(float(mixture_sisdr.mean()), 2),
         "mixture_si_sdri_db": 0.0,
-        "spectral_gain_baseline_si_sdri_db": round(
-            si_sdri(align_to_targets(gains(test.mixture), test.sources), test), 2
-        ),
+        "spectral_gain_baseline_si_sdri_db": round(mean_si_sdri(gains(test.mixture), test), 2),
         "oracle_irm_si_sdri_db": round(
-            si_sdri(ideal_ratio_masks(test.sources, test.mixture), test), 2
+            mean_si_sdri(ideal_ratio_masks(test.sources, test.mixture), test, aligned=True), 2
         ),
     }
     system = SeparationSystem.from_configs(
@@ -205,7 +190,7 @@ def learning_curve(
         system.eval()
         with torch.no_grad():
             out = system.model(test.mixture.to(device)).waveforms[:, :2].cpu()
-        value = si_sdri(align_to_targets(out, test.sources), test)
+        value = mean_si_sdri(out, test)
         points.append(
             {"step": step, "minutes": round(elapsed_s / 60, 2), "si_sdri_db": round(value, 2)}
         )

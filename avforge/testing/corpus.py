@@ -254,12 +254,23 @@ def build_corpus(
                     num_clips=1,
                 )
             )
-    write_media_shard(shard_path(str(corpus), "media", shard), media)
-    write_records(str(corpus), "clips", shard, clips)
-    write_records(str(corpus), "sources", "sources-00000", sources)
+    write_shards(corpus, shard, media, clips, sources)
     if with_noises:
         register_bundled_noises(corpus, split=split)
     return corpus
+
+
+def write_shards(
+    corpus: Path,
+    shard: str,
+    media: list[MediaRecord],
+    clips: list[ClipRecord],
+    sources: list[SourceRecord],
+) -> None:
+    """Write a built corpus's media and clips shard ``shard`` and its one sources shard."""
+    write_media_shard(shard_path(str(corpus), "media", shard), media)
+    write_records(str(corpus), "clips", shard, clips)
+    write_records(str(corpus), "sources", "sources-00000", sources)
 
 
 def register_bundled_noises(corpus: Path, *, split: Split = Split.TRAIN) -> None:

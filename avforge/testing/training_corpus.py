@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import soundfile
+import torch
 
 from avforge.testing.corpus import (
     ASSETS,
@@ -23,6 +24,7 @@ from avforge.testing.corpus import (
     face_crops,
     synthetic_face_track,
     synthetic_lip_features,
+    write_shards,
 )
 from manifests import (
     ClipRecord,
@@ -31,10 +33,13 @@ from manifests import (
     SourceRecord,
     SourceStatus,
     Split,
-    write_media_shard,
-    write_records,
 )
-from manifests.io import shard_path
+from manifests.schema import MixTask
+from mixing.config import FaceStream, MixingConfig
+from training import metrics
+from training.batch import SeparationBatch
+from training.data import MixtureSource, collate, split_config
+from training.evaluate import align_to_targets
 
 TINY_AUDIO = {
     "audio_channels": 4,
@@ -151,7 +156,29 @@ def build_two_speaker_corpus(
                     num_clips=1,
                 )
             )
-    write_media_shard(shard_path(str(out), "media", shard), media)
-    write_records(str(out), "clips", shard, clips)
-    write_records(str(out), "sources", "sources-00000", sources)
+    write_shards(out, shard, media, clips, sources)
     return out
+
+
+def fixed_mixtures(
+    corpus: Path, split: Split, count: int, *, seed: int, duration_s: float = 2.0
+) -> SeparationBatch:
+    """``count`` clean 2-speaker mixtures of ``split``'s speakers, the same for a given ``seed``
+    (audio only): the held-out set of the learning test and the learning-curve benchmark."""
+    mixing = split_config(
+        MixingConfig(task=MixTask.TWO_SPEAKERS, duration_s=duration_s, seed=seed),
+        split,
+        FaceStream.NONE,
+    )
+    source = MixtureSource([str(corpus)], mixing)
+    return collate([source.item(0, i) for i in range(count)], FaceStream.NONE)
+
+
+def mean_si_sdri(
+    estimates: torch.Tensor, batch: SeparationBatch, *, aligned: bool = False
+) -> float:
+    """Mean SI-SDRi (dB) over every speaker of ``batch``; outputs matched to targets by the best
+    permutation unless already ``aligned`` (in target order)."""
+    if not aligned:
+        estimates = align_to_targets(estimates[:, : batch.sources.shape[1]], batch.sources)
+    return float(metrics.si_sdr_improvement(estimates, batch.sources, batch.mixture).mean())

@@ -11,18 +11,19 @@ import pytest
 import torch
 
 from avforge.core.config import config_from_dict
-from avforge.testing.training_corpus import build_two_speaker_corpus
+from avforge.testing.training_corpus import (
+    build_two_speaker_corpus,
+    fixed_mixtures,
+    mean_si_sdri,
+)
 from manifests import read_clips, write_records
 from manifests.schema import MixTask, MixtureSpec, Split
-from mixing.config import FaceStream, MixingConfig
 from tests.helpers.speech_corpus import MORE_SPEECH_DIR, build_speech_corpus, bundled_speakers
 from tests.training.conftest import TINY_AUDIO, TINY_VISUAL
 from training import metrics
 from training.baselines import SpectralGains, ideal_ratio_masks
-from training.batch import SeparationBatch
 from training.config import CPU_LEARNING_MODEL, TrainConfig
-from training.data import MixtureSource, collate, split_config
-from training.evaluate import EvaluateError, align_to_targets, evaluate
+from training.evaluate import EvaluateError, evaluate
 from training.models import AudioOnlySeparator, AudioVisualSeparator, load_model, save_model
 from training.models.serialize import InputContract, InputMismatchError, check_input
 from training.separate import SeparateError, separate_long
@@ -176,37 +177,23 @@ def test_trained_on_real_speakers_it_separates_speakers_it_never_saw(tmp_path) -
     result = train(cfg, resume=None)
     assert result.global_step == 2800
 
-    test = _fixed_mixtures(corpus, Split.TEST, 64, seed=1)
-    train_sources = _fixed_mixtures(corpus, Split.TRAIN, 256, seed=2).sources
+    test = fixed_mixtures(corpus, Split.TEST, 64, seed=1)
+    train_sources = fixed_mixtures(corpus, Split.TRAIN, 256, seed=2).sources
     model = load_model(result.model_path).eval()
     with torch.no_grad():
         separated = model(test.mixture).waveforms
     scores = {
         "mixture": 0.0,
-        "fixed_spectral_gain": _si_sdri(SpectralGains.fit(train_sources)(test.mixture), test),
-        "audio_only_model": _si_sdri(separated, test),
-        "oracle_irm": _si_sdri(ideal_ratio_masks(test.sources, test.mixture), test, aligned=True),
+        "fixed_spectral_gain": mean_si_sdri(SpectralGains.fit(train_sources)(test.mixture), test),
+        "audio_only_model": mean_si_sdri(separated, test),
+        "oracle_irm": mean_si_sdri(
+            ideal_ratio_masks(test.sources, test.mixture), test, aligned=True
+        ),
     }
     print("held-out speakers, SI-SDRi (dB):", {k: round(v, 2) for k, v in scores.items()})
     assert scores["fixed_spectral_gain"] > 0.0, scores
     assert scores["audio_only_model"] >= scores["fixed_spectral_gain"] + MARGIN_DB, scores
     assert scores["oracle_irm"] > scores["audio_only_model"] + 3.0, scores
-
-
-def _fixed_mixtures(corpus: Path, split: Split, count: int, seed: int) -> SeparationBatch:
-    mixing = split_config(
-        MixingConfig(task=MixTask.TWO_SPEAKERS, duration_s=2.0, seed=seed), split, FaceStream.NONE
-    )
-    source = MixtureSource([str(corpus)], mixing)
-    return collate([source.item(0, i) for i in range(count)], FaceStream.NONE)
-
-
-def _si_sdri(estimates: torch.Tensor, batch: SeparationBatch, aligned: bool = False) -> float:
-    """Mean SI-SDRi (dB) over every speaker of ``batch``; outputs matched to targets by the best
-    permutation unless already ``aligned`` (in target order)."""
-    if not aligned:
-        estimates = align_to_targets(estimates[:, : batch.sources.shape[1]], batch.sources)
-    return float(metrics.si_sdr_improvement(estimates, batch.sources, batch.mixture).mean())
 
 
 def test_the_bundled_speakers_import_as_audio_only_clips_with_disjoint_speaker_splits(tmp_path):
