@@ -151,7 +151,7 @@ def export_wavs(corpus: Path, out: Path) -> dict[str, str]:
 def time_avforge(renderer, specs, batch: int) -> tuple[float, float]:
     """(wall s, CPU s of this process) of one pass over ``specs``: one ``render_audio`` per recipe
     (``batch`` 1) or ``render_audio_batch`` over ``batch`` recipes at a time."""
-    from mixing.render import render_audio_batch
+    from mixing.render_batch import render_audio_batch
 
     wall, cpu = time.perf_counter(), time.process_time()
     if batch == 1:

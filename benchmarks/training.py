@@ -51,7 +51,7 @@ from manifests.schema import MixTask, Split
 from mixing.config import FaceStream, MixingConfig
 from training.baselines import SpectralGains, ideal_ratio_masks
 from training.config import CPU_LEARNING_MODEL, REDUCED_MODEL, ModelConfig, ModelKind
-from training.data import MixtureSource, MixtureStream, split_config
+from training.data import MixtureSource, BatchStream, split_config
 from training.system import SeparationSystem
 
 REDUCED = REDUCED_MODEL
@@ -61,7 +61,7 @@ def loader_rate(corpus: Path, face_stream: FaceStream, workers: int, batches: in
     mixing = split_config(
         MixingConfig(task=MixTask.TWO_SPEAKERS, duration_s=3.0), Split.TRAIN, face_stream
     )
-    stream = MixtureStream(
+    stream = BatchStream(
         MixtureSource([str(corpus)], mixing), batch_size=8, steps_per_epoch=batches + 2, epoch=0
     )
     loader = DataLoader(stream, batch_size=None, num_workers=workers)
@@ -79,7 +79,7 @@ def train_rate(corpus: Path, model: ModelConfig, steps: int, batch_size: int, de
     mixing = split_config(
         MixingConfig(task=MixTask.TWO_SPEAKERS, duration_s=3.0), Split.TRAIN, face_stream
     )
-    stream = MixtureStream(
+    stream = BatchStream(
         MixtureSource([str(corpus)], mixing), batch_size=batch_size, steps_per_epoch=1, epoch=0
     )
     batch = next(iter(stream))
@@ -177,7 +177,7 @@ def learning_curve(
         FaceStream.NONE,
     )
     stream = iter(
-        MixtureStream(
+        BatchStream(
             MixtureSource([str(corpus)], mixing),
             batch_size=batch_size,
             steps_per_epoch=10**6,

@@ -29,8 +29,8 @@ _EXPORTS = {
     "NoiseMode": "mixing.config",
     "RecipeSampler": "mixing.sampler",
     "RenderConfig": "mixing.config",
-    "AudioBatch": "mixing.render",
-    "RenderedBatch": "mixing.render",
+    "AudioBatch": "mixing.render_batch",
+    "RenderedBatch": "mixing.draw",
     "RenderedMixture": "mixing.render",
     "RirConfig": "mixing.rirs",
     "SamplerError": "mixing.sampler",
@@ -43,9 +43,9 @@ _EXPORTS = {
     "num_stft_frames": "mixing.functional",
     "num_video_frames": "mixing.functional",
     "preset_config": "mixing.config",
-    "render_audio_batch": "mixing.render",
-    "render_item": "mixing.render",
-    "render_items": "mixing.render",
+    "render_audio_batch": "mixing.render_batch",
+    "render_item": "mixing.draw",
+    "render_items": "mixing.draw",
     "stft": "mixing.functional",
 }
 

@@ -62,7 +62,7 @@ def freeze(
 ) -> None:
     """Write a fixed evaluation set of mixture recipes (recipes only: rendering is deterministic)."""
     from mixing.dataset import freeze_recipes
-    from mixing.render import MixingError
+    from mixing.errors import MixingError
     from mixing.sampler import SamplerError
 
     with reported_errors(SamplerError, MixingError):
@@ -87,8 +87,9 @@ def render(
     """Render a few mixtures as WAV + MP4 (faces side by side) for listening and looking."""
     from manifests import read_mixtures
     from manifests.schema import MixtureSpec, table_to_records
+    from mixing.errors import MixingError
     from mixing.examples import ExampleError, write_examples
-    from mixing.render import MixingError, MixtureRenderer
+    from mixing.render import MixtureRenderer
     from mixing.sampler import RecipeSampler, SamplerError
 
     with reported_errors(SamplerError, MixingError, ExampleError):

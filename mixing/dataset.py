@@ -39,7 +39,8 @@ from manifests import read_mixtures, write_records
 from manifests.io import join
 from manifests.schema import MixtureSpec, table_to_records
 from mixing.config import FaceStream, MixingConfig, RenderConfig
-from mixing.render import MixtureRenderer, RenderedMixture, render_item, render_items
+from mixing.draw import render_item, render_items
+from mixing.render import MixtureRenderer, RenderedMixture
 from mixing.sampler import RecipeSampler
 
 FREEZE_BATCH = 64
@@ -232,7 +233,7 @@ def freeze_recipes(
     """Draw recipes ``0 .. count - 1`` of ``epoch`` and write them to ``out/mixtures/<shard>.arrow``,
     with the resolved config in ``out/config/mix_freeze.yaml``; returns them. Every recipe is rendered
     once (audio only) before anything is written, so the set holds only renderable recipes (a silent
-    draw is replaced as in training, see :func:`mixing.render.render_item`).
+    draw is replaced as in training, see :func:`mixing.draw.render_item`).
     """
     if count < 1:
         raise ValueError(f"count must be >= 1, got {count}")

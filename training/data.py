@@ -6,9 +6,9 @@ Built on mixing's recipe sampler (:class:`mixing.sampler.RecipeSampler`: recipe 
 - :class:`MixtureSource`: the samplers and renderers of the corpora for one split. Item ``index`` of
   ``epoch`` picks its corpus with a generator seeded by (seed, epoch, index) (corpora weighted by
   their clip counts), then renders that corpus's item ``(epoch, index)`` with
-  :func:`mixing.render.render_item`, the one place where a recipe with a silent crop is redrawn
+  :func:`mixing.draw.render_item`, the one place where a recipe with a silent crop is redrawn
   (``attempt`` 1, 2, ... of the same item), so the stream stays a pure function of its position.
-- :class:`MixtureStream`: an ``IterableDataset`` of whole batches. Global batch ``g`` of an epoch holds
+- :class:`BatchStream`: an ``IterableDataset`` of whole batches. Global batch ``g`` of an epoch holds
   items ``g * B .. g * B + B - 1``; DDP rank ``r`` of ``W`` takes local steps ``s`` = batches
   ``s * W + r`` (every rank the same count: no hang at the epoch end, no item twice), and DataLoader
   worker ``w`` of ``k`` takes local steps ``start + w, start + w + k, ...``, which PyTorch's in-order
@@ -52,14 +52,9 @@ from manifests.io import media_file
 from manifests.schema import MixtureSpec, Split
 from manifests.verify import check_referenced_media
 from mixing.config import FaceStream, MixingConfig
-from mixing.render import (
-    MixingError,
-    MixtureRenderer,
-    RenderedBatch,
-    RenderedMixture,
-    render_item,
-    render_items,
-)
+from mixing.draw import RenderedBatch, render_item, render_items
+from mixing.errors import MixingError
+from mixing.render import MixtureRenderer, RenderedMixture
 from mixing.sampler import RecipePools, RecipeSampler
 from training.batch import SeparationBatch
 
@@ -279,7 +274,7 @@ class MixtureSource:
         return c, self.samplers[c](epoch=epoch, index=index)
 
     def item(self, epoch: int, index: int) -> RenderedMixture:
-        """Item ``index`` of ``epoch``, rendered by :func:`mixing.render.render_item` (which
+        """Item ``index`` of ``epoch``, rendered by :func:`mixing.draw.render_item` (which
         redraws silent recipes); a recipe that cannot be rendered raises :class:`DataError`."""
         c = self._corpus_for(epoch, index)
         try:
@@ -288,7 +283,7 @@ class MixtureSource:
             raise DataError(f"{self.corpora[c]}: {exc}") from exc
 
     def items(self, epoch: int, indices: Sequence[int]) -> RenderedBatch:
-        """Items ``indices`` of ``epoch`` rendered as one batch (:func:`mixing.render.render_items`;
+        """Items ``indices`` of ``epoch`` rendered as one batch (:func:`mixing.draw.render_items`;
         each equals :meth:`item`); a recipe that cannot be rendered raises :class:`DataError`."""
         draws = []
         for index in indices:
@@ -300,7 +295,7 @@ class MixtureSource:
             raise DataError(f"{', '.join(self.corpora)}: {exc}") from exc
 
 
-class MixtureStream(IterableDataset):
+class BatchStream(IterableDataset):
     """Batches ``start_step .. steps_per_epoch - 1`` of one epoch of this rank (module docstring)."""
 
     def __init__(

@@ -1,6 +1,6 @@
 """The LightningDataModule: corpus folders + a mixing config -> training and validation batches.
 
-- Training: a :class:`training.data.MixtureStream` per epoch (the Trainer reloads the train loader
+- Training: a :class:`training.data.BatchStream` per epoch (the Trainer reloads the train loader
   every epoch). Every ``relist_every_n_epochs`` epochs the corpus manifests are read again, so shards
   curated since the last listing join the pool without restarting; :meth:`relist` forces it at the
   next epoch. Within an epoch the pool is fixed.
@@ -37,14 +37,15 @@ from torch.utils.data import DataLoader
 from manifests import read_mixtures, table_to_records
 from manifests.schema import MixtureSpec, Split
 from mixing.config import FaceStream, MixingConfig
-from mixing.render import MixingError, MixtureRenderer
+from mixing.errors import MixingError
+from mixing.render import MixtureRenderer
 from training.config import DataConfig
 from training.data import (
     DataError,
     DrawnMixtures,
     FrozenMixtures,
     MixtureSource,
-    MixtureStream,
+    BatchStream,
     check_lip_features,
     checked_media_tables,
     collate,
@@ -151,8 +152,8 @@ class SeparationDataModule(pl.LightningDataModule):
 
     def train_stream(
         self, epoch: int, start_step: int = 0, rank: int = 0, world_size: int = 1
-    ) -> MixtureStream:
-        return MixtureStream(
+    ) -> BatchStream:
+        return BatchStream(
             self.train_source(epoch),
             batch_size=self.data.batch_size,
             steps_per_epoch=self.steps_per_epoch(world_size),

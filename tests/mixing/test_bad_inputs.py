@@ -13,7 +13,8 @@ from manifests.io import shard_path
 from manifests.schema import MixTask, SampleFormat
 from mixing import functional as F
 from mixing.config import FaceStream, RenderConfig, preset_config
-from mixing.render import MixingError, MixtureRenderer, SilentRecipeError
+from mixing.errors import MixingError, SilentRecipeError
+from mixing.render import MixtureRenderer
 from mixing.sampler import RecipeSampler
 
 AUDIO = RenderConfig(face_stream=FaceStream.NONE)

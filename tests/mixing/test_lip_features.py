@@ -9,8 +9,9 @@ from avforge.testing.corpus import LIP_DIM, build_corpus
 from manifests.schema import MixTask
 from mixing.config import FaceStream, RenderConfig, preset_config
 from mixing.dataset import to_item
+from mixing.draw import render_item, render_items
 from mixing.errors import MixingError
-from mixing.render import MixtureRenderer, render_item, render_items
+from mixing.render import MixtureRenderer
 from mixing.sampler import RecipeSampler
 
 LIPS = preset_config(

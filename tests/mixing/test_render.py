@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from manifests.schema import MixTask
 from mixing import functional as F
 from mixing.config import FaceStream, NoiseMode, RenderConfig, preset_config
-from mixing.render import MixtureRenderer, render_item
+from mixing.draw import render_item
+from mixing.render import MixtureRenderer
 from mixing.sampler import RecipeSampler
 
 RENDER = RenderConfig(face_stream=FaceStream.BOTH)

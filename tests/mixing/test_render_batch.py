@@ -9,8 +9,10 @@ import pytest
 
 from manifests.schema import MixTask
 from mixing.config import FaceStream, RenderConfig, preset_config
+from mixing.draw import render_item, render_items
 from mixing.errors import MixingError, SilentRecipeError
-from mixing.render import MixtureRenderer, render_audio_batch, render_item, render_items
+from mixing.render import MixtureRenderer
+from mixing.render_batch import render_audio_batch
 from mixing.sampler import RecipeSampler
 
 AUDIO_ONLY = RenderConfig(face_stream=FaceStream.NONE)

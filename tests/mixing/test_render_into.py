@@ -7,8 +7,9 @@ import pytest
 
 from manifests.schema import MixTask
 from mixing.config import FaceStream, RenderConfig, preset_config
+from mixing.draw import render_item
 from mixing.errors import MixingError
-from mixing.render import MixtureRenderer, render_item
+from mixing.render import MixtureRenderer
 from mixing.sampler import RecipeSampler
 
 

@@ -14,7 +14,7 @@ from avforge.testing.training_corpus import build_two_speaker_corpus
 from manifests.schema import MixTask, Split
 from mixing.config import FaceStream, MixingConfig
 from training.config import DataConfig
-from training.data import DataError, MixtureSource, MixtureStream, split_config
+from training.data import DataError, MixtureSource, BatchStream, split_config
 from training.datamodule import SeparationDataModule
 
 MIXING = MixingConfig(task=MixTask.TWO_SPEAKERS, duration_s=0.4)
@@ -35,8 +35,8 @@ def _ids(batches) -> list[str]:
 
 def test_stream_batches_are_deterministic_and_carry_faces(corpus) -> None:
     source = _source(corpus, FaceStream.CROPS)
-    a = list(MixtureStream(source, batch_size=3, steps_per_epoch=2, epoch=1))
-    b = list(MixtureStream(source, batch_size=3, steps_per_epoch=2, epoch=1))
+    a = list(BatchStream(source, batch_size=3, steps_per_epoch=2, epoch=1))
+    b = list(BatchStream(source, batch_size=3, steps_per_epoch=2, epoch=1))
     assert _ids(a) == [f"mix-train-s0-e1-i{i}" for i in range(6)]
     assert all(torch.equal(x.mixture, y.mixture) for x, y in zip(a, b, strict=True))
     batch = a[0]
@@ -47,7 +47,7 @@ def test_stream_batches_are_deterministic_and_carry_faces(corpus) -> None:
 
 def test_audio_and_crops_rendered_into_the_batch_equal_stacked_items(corpus) -> None:
     source = _source(corpus, FaceStream.CROPS)
-    batch = MixtureStream(source, batch_size=3, steps_per_epoch=1, epoch=4).render_batch([5, 6, 7])
+    batch = BatchStream(source, batch_size=3, steps_per_epoch=1, epoch=4).render_batch([5, 6, 7])
     items = [source.item(4, i) for i in (5, 6, 7)]
     assert batch.faces is not None and batch.faces.any()
     assert torch.equal(batch.faces, torch.from_numpy(np.stack([it.face_crops for it in items])))
@@ -61,21 +61,21 @@ def test_ranks_and_workers_split_the_epoch_without_duplicates(corpus, workers) -
     source = _source(corpus)
     seen = []
     for rank in range(2):
-        stream = MixtureStream(
+        stream = BatchStream(
             source, batch_size=2, steps_per_epoch=3, epoch=0, rank=rank, world_size=2
         )
         batches = list(DataLoader(stream, batch_size=None, num_workers=workers))
         assert len(batches) == 3  # every rank the same count: no DDP hang
         seen += _ids(batches)
     assert sorted(seen) == sorted(f"mix-train-s0-e0-i{i}" for i in range(12))
-    single = list(MixtureStream(source, batch_size=2, steps_per_epoch=3, epoch=0))
+    single = list(BatchStream(source, batch_size=2, steps_per_epoch=3, epoch=0))
     assert len(single) == 3
 
 
 def test_worker_order_equals_serial_order_and_resume_skips_exactly(corpus) -> None:
     source = _source(corpus)
-    serial = _ids(MixtureStream(source, batch_size=2, steps_per_epoch=5, epoch=2))
-    stream = MixtureStream(source, batch_size=2, steps_per_epoch=5, epoch=2, start_step=2)
+    serial = _ids(BatchStream(source, batch_size=2, steps_per_epoch=5, epoch=2))
+    stream = BatchStream(source, batch_size=2, steps_per_epoch=5, epoch=2, start_step=2)
     resumed = _ids(DataLoader(stream, batch_size=None, num_workers=2))
     assert resumed == serial[4:]
 
@@ -105,7 +105,7 @@ def _with_silent_clip(corpus, tmp_path):
 
 
 def test_silent_recipes_are_redrawn_by_mixing_render_item(corpus, tmp_path) -> None:
-    from mixing.render import render_item
+    from mixing.draw import render_item
 
     copy = _with_silent_clip(corpus, tmp_path)
     source = _source(copy)

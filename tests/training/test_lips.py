@@ -25,7 +25,7 @@ from mixing.config import FaceStream, MixingConfig, RenderConfig
 from mixing.errors import MixingError
 from mixing.render import MixtureRenderer
 from training.config import ModelConfig, TrainConfig
-from training.data import DataError, MixtureSource, MixtureStream, split_config
+from training.data import DataError, MixtureSource, BatchStream, split_config
 from training.datamodule import SeparationDataModule
 from training.models import AudioVisualSeparator, VisualInput, from_package, load_model, serialize
 from training.models.streams import LipStream
@@ -148,7 +148,7 @@ def crops_renderer_media(corpus: Path, spec: MixtureSpec):
 
 def test_batched_lip_features_equal_single_renders(corpus) -> None:
     source = MixtureSource([str(corpus)], split_config(MIXING, Split.TRAIN, FaceStream.LIPS))
-    batch = MixtureStream(source, batch_size=4, steps_per_epoch=1, epoch=2).render_batch(range(4))
+    batch = BatchStream(source, batch_size=4, steps_per_epoch=1, epoch=2).render_batch(range(4))
     rendered = source.items(2, range(4))
     assert rendered.lips is not None and rendered.items[1].lip_features.base is rendered.lips
     single = np.stack([source.item(2, i).lip_features for i in range(4)])
