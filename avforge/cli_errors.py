@@ -26,13 +26,10 @@ from typing import NoReturn
 
 import typer
 
+from avforge.core.errors import one_line
+
 EXIT_ERROR = 2
 """Exit status of a verb that stopped on an error."""
-
-
-def one_line(message: object) -> str:
-    """``message`` with every run of whitespace (newlines included) folded into one space."""
-    return " ".join(str(message).split())
 
 
 def fail(message: object) -> NoReturn:
@@ -40,7 +37,7 @@ def fail(message: object) -> NoReturn:
 
     ``message`` may be an exception: its text is used, or its type name when it has none.
     """
-    text = one_line(message)
+    text = one_line(message, limit=None)
     if not text and isinstance(message, BaseException):
         text = type(message).__name__
     typer.echo(f"error: {text}", err=True)

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from avforge.core.errors import one_line
 from curation import weights
 
 if TYPE_CHECKING:
@@ -53,6 +54,8 @@ CHECKSUMS = weights.CHECKSUMS
 """The recorded sha256 of every bundled weight file (see the module doc)."""
 WEIGHT_SUFFIXES = frozenset({".model", ".onnx", ".pt", ".pth", ".bin", ".safetensors", ".ckpt"})
 SETUP_HINT = "run scripts/setup.sh (or: .venv/bin/python -m pip install -r requirements.lock)"
+DETAIL_CHARS = 160
+"""A check's detail is cut to this many characters (one table row)."""
 
 
 @dataclass(frozen=True)
@@ -71,10 +74,6 @@ class Check:
         return self.status == PROBLEM
 
 
-def _one_line(text: object, limit: int = 160) -> str:
-    return " ".join(str(text).split())[:limit]
-
-
 # ----------------------------------------------------------------------------- tools
 
 
@@ -89,10 +88,12 @@ def check_tool(name: str) -> Check:
             [exe, "-hide_banner", "-version"], capture_output=True, text=True, timeout=30
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return Check(name, PROBLEM, _one_line(f"{exe} does not run: {exc}"), fix)
+        return Check(name, PROBLEM, one_line(f"{exe} does not run: {exc}", DETAIL_CHARS), fix)
     match = re.search(rf"{name} version (\S+)", out.stdout)
     if out.returncode != 0 or match is None:
-        return Check(name, PROBLEM, _one_line(f"{exe} -version failed: {out.stderr}"), fix)
+        return Check(
+            name, PROBLEM, one_line(f"{exe} -version failed: {out.stderr}", DETAIL_CHARS), fix
+        )
     return Check(name, OK, f"{match.group(1)} ({exe})")
 
 
@@ -104,7 +105,14 @@ def check_ytdlp(cfg: DownloadConfig) -> list[Check]:
 
         status = js_runtime_status(cfg)
     except Exception as exc:  # noqa: BLE001 (a broken install shows as a problem, not a traceback)
-        return [Check("yt-dlp", PROBLEM, _one_line(f"{type(exc).__name__}: {exc}"), SETUP_HINT)]
+        return [
+            Check(
+                "yt-dlp",
+                PROBLEM,
+                one_line(f"{type(exc).__name__}: {exc}", DETAIL_CHARS),
+                SETUP_HINT,
+            )
+        ]
     checks = [Check("yt-dlp", OK, status.yt_dlp_version)]
     if cfg.js_runtime == "none":
         checks.append(
@@ -168,7 +176,7 @@ def check_cookies(cfg: DownloadConfig) -> Check | None:
             fix = (
                 "export a fresh cookies.txt (Netscape format) and point download.cookies_file at it"
             )
-            return Check("cookies", PROBLEM, _one_line(exc), fix)
+            return Check("cookies", PROBLEM, one_line(exc, DETAIL_CHARS), fix)
         rows = [ln for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
         rows += [ln for ln in text.splitlines() if ln.startswith("#HttpOnly_")]
         yt = sum(".youtube.com" in ln.split("\t", 1)[0] for ln in rows)
@@ -186,7 +194,12 @@ def check_cookies(cfg: DownloadConfig) -> Check | None:
             n = len(jar)
         except Exception as exc:  # noqa: BLE001 (yt-dlp raises many kinds here)
             fix = "check the browser name and profile, or export a cookies.txt (cookies_file)"
-            return Check("cookies", PROBLEM, _one_line(f"{cfg.cookies_from_browser}: {exc}"), fix)
+            return Check(
+                "cookies",
+                PROBLEM,
+                one_line(f"{cfg.cookies_from_browser}: {exc}", DETAIL_CHARS),
+                fix,
+            )
         return Check("cookies", OK, f"{cfg.cookies_from_browser}: {n} cookie(s)")
     return None
 
@@ -204,7 +217,7 @@ def check_weights() -> list[Check]:
     try:
         recorded = recorded_checksums()
     except (OSError, ValueError) as exc:
-        return [Check("model weights", PROBLEM, _one_line(exc), "reinstall avforge")]
+        return [Check("model weights", PROBLEM, one_line(exc, DETAIL_CHARS), "reinstall avforge")]
     checks: list[Check] = []
     files = recorded["files"]
     for rel, want in files.items():
@@ -265,7 +278,9 @@ def check_writable(name: str, folder: str | Path) -> Check:
         os.close(fd)
         os.unlink(tmp)
     except OSError as exc:
-        return Check(name, PROBLEM, _one_line(f"{probe_in}: {exc.strerror or exc}"), fix)
+        return Check(
+            name, PROBLEM, one_line(f"{probe_in}: {exc.strerror or exc}", DETAIL_CHARS), fix
+        )
     free_gib = shutil.disk_usage(probe_in).free / 1024**3
     where = str(target) if probe_in == target else f"{target} (to be created in {probe_in})"
     return Check(name, OK, f"{where}, {free_gib:.1f} GiB free")
@@ -291,7 +306,7 @@ def check_dask(timeout_s: float = 60.0) -> Check:
             assert client is not None
             answer = client.submit(sum, [20, 22], pure=False).result(timeout=timeout_s)
     except Exception as exc:  # noqa: BLE001 (any failure to start is the finding)
-        return Check("dask", PROBLEM, _one_line(f"{type(exc).__name__}: {exc}"), fix)
+        return Check("dask", PROBLEM, one_line(f"{type(exc).__name__}: {exc}", DETAIL_CHARS), fix)
     if answer != 42:
         return Check("dask", PROBLEM, f"a task returned {answer!r}", fix)
     return Check(
@@ -368,7 +383,7 @@ def register(app: typer.Typer) -> None:
             cfg = load_curate_config(config)
         except ConfigError as exc:
             fix = "correct that value (docs/curation.md lists the options); defaults checked below"
-            problem = Check("config", PROBLEM, _one_line(exc, 300), fix)
+            problem = Check("config", PROBLEM, one_line(exc, 300), fix)
         else:
             if config is not None:
                 problem = Check("config", OK, str(config))

@@ -49,6 +49,7 @@ import fsspec
 import yaml
 
 from avforge.core import files
+from avforge.core.errors import one_line
 
 T = TypeVar("T")
 
@@ -248,16 +249,12 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any] | None) -> T:
     return _build(cls, data, "")
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
 def _yaml_error(exc: yaml.YAMLError) -> str:
     """A YAML parse error on one line: where (1-based line and column) and what."""
     mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    return _one_line(f"{where}{problem}")
+    return one_line(f"{where}{problem}", limit=None)
 
 
 def _check_duplicate_keys(node: yaml.Node, path: str = "", seen: set[int] | None = None) -> None:
@@ -313,7 +310,7 @@ def read_config_text(path: str | Path) -> str:
     except IsADirectoryError:
         raise ConfigError(f"config path is a directory, not a file: {path}") from None
     except OSError as exc:
-        reason = exc.strerror or _one_line(exc) or type(exc).__name__
+        reason = exc.strerror or one_line(exc, limit=None) or type(exc).__name__
         raise ConfigError(f"cannot read config file {path}: {reason}") from None
     try:
         return raw.decode("utf-8-sig")

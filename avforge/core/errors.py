@@ -20,10 +20,11 @@ import re
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def one_line(text: object, limit: int = 300) -> str:
+def one_line(text: object, limit: int | None = 300) -> str:
     """``text`` on one line for a manifest or a terminal: ANSI colour codes removed, every other
     non-printable character (controls, bidi overrides) made a space, runs of white space collapsed,
-    at most ``limit`` characters."""
+    at most ``limit`` characters (None: no limit). The one home of this rule: manifests' error
+    details, ``error:`` lines of the command line, config and ``doctor`` messages."""
     text = _ANSI.sub("", str(text))
     text = "".join(c if c.isprintable() else " " for c in text)
     return " ".join(text.split())[:limit]
