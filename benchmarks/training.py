@@ -51,7 +51,7 @@ from manifests.schema import MixTask, Split
 from mixing.config import FaceStream, MixingConfig
 from training.baselines import SpectralGains, ideal_ratio_masks
 from training.config import CPU_LEARNING_MODEL, REDUCED_MODEL, ModelConfig, ModelKind
-from training.data import MixtureSource, BatchStream, split_config
+from training.data import BatchStream, MixtureSource, split_config
 from training.system import SeparationSystem
 
 REDUCED = REDUCED_MODEL

@@ -94,6 +94,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import enum
 import errno
 import fnmatch
 import json
@@ -133,7 +134,20 @@ from manifests.schema import SourceError
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 EDIT_LIST_EXTS = frozenset({"mp4", "m4a", "m4v", "mov"})
 """Containers whose stream-copied ranges start exactly at the cut (edit lists)."""
-JS_RUNTIMES = ("deno", "node", "bun", "quickjs")
+
+
+class JsRuntime(enum.StrEnum):
+    """``download.js_runtime``: the JavaScript runtime yt-dlp runs YouTube's challenge solver in."""
+
+    DENO = "deno"
+    NODE = "node"
+    BUN = "bun"
+    QUICKJS = "quickjs"
+    NONE = "none"
+    """No runtime: YouTube then serves few formats."""
+
+
+JS_RUNTIMES = tuple(r.value for r in JsRuntime if r != JsRuntime.NONE)
 """The JavaScript runtimes yt-dlp can run its YouTube challenge solver in."""
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 
@@ -184,7 +198,7 @@ class DownloadConfig:
     """Hosts a fetch may contact: names or glob patterns (``*.example.com``), optionally with a
     port (``127.0.0.1:8000``, ``[::1]:*``); checked on the source URL and on every URL yt-dlp
     requests (pages, media, redirects). Empty: no restriction."""
-    js_runtime: str = "deno"
+    js_runtime: JsRuntime = JsRuntime.DENO
     """JavaScript runtime yt-dlp runs YouTube's challenge solver in (``deno``, ``node``, ``bun``,
     ``quickjs``), or ``none``. The solver scripts come from the ``yt-dlp-ejs`` package."""
     js_runtime_path: str | None = None
@@ -235,7 +249,7 @@ class DownloadConfig:
 
     def _check_session(self) -> None:
         """JS runtime, cookies, proxy, spacing and extractor arguments (see the fields)."""
-        check_choice(self, "js_runtime", (*JS_RUNTIMES, "none"))
+        check_choice(self, "js_runtime", list(JsRuntime))
         for name in ("js_runtime_path", "cookies_file", "cookies_from_browser", "proxy"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, str) or not value.strip()):
@@ -418,7 +432,7 @@ def js_runtime_option(cfg: DownloadConfig) -> dict[str, dict[str, str]]:
     path = cfg.js_runtime_path
     if path is None and cfg.js_runtime == "deno":
         path = bundled_deno()
-    return {cfg.js_runtime: {"path": str(Path(path).expanduser())} if path else {}}
+    return {str(cfg.js_runtime): {"path": str(Path(path).expanduser())} if path else {}}
 
 
 @dataclass(frozen=True)
@@ -481,7 +495,7 @@ def js_runtime_status(cfg: DownloadConfig) -> JsRuntimeStatus:
                 if getattr(p, "JS_RUNTIME_NAME", None) == cfg.js_runtime
             ]
             info = providers[0].runtime_info if providers else None
-            raw = ydl._js_runtimes.get(cfg.js_runtime)
+            raw = ydl._js_runtimes.get(str(cfg.js_runtime))
             raw_info = raw.info if raw is not None else None
             if raw_info is not None:
                 runtime = f"{raw_info.name} {raw_info.version}"

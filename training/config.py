@@ -142,6 +142,33 @@ class OptimConfig:
         check_range(self, "lr_decay_factor", 0.0, 1.0, low_open=True)
 
 
+class BrokenMedia(enum.StrEnum):
+    """``data.broken_media``: what a broken media shard of the corpora does to training."""
+
+    ERROR = "error"
+    """Stop before the first step, naming the shard."""
+    SKIP = "skip"
+    """Train without its clips, noises and RIRs (one logged warning per shard)."""
+
+
+class Accelerator(enum.StrEnum):
+    """``trainer.accelerator`` (Lightning's names)."""
+
+    AUTO = "auto"
+    CPU = "cpu"
+    GPU = "gpu"
+    CUDA = "cuda"
+
+
+class Precision(enum.StrEnum):
+    """``trainer.precision``: ``auto`` is 16-mixed on a GPU and 32 on a CPU."""
+
+    AUTO = "auto"
+    FP32 = "32"
+    FP16_MIXED = "16-mixed"
+    BF16_MIXED = "bf16-mixed"
+
+
 @dataclass(frozen=True)
 class DataConfig:
     corpora: tuple[str, ...] = ()
@@ -157,7 +184,7 @@ class DataConfig:
     val_items: int = 64
     relist_every_n_epochs: int = 1
     """Re-read the corpus manifests every this many epochs (0: never) to pick up new shards."""
-    broken_media: str = "error"
+    broken_media: BrokenMedia = BrokenMedia.ERROR
     """A media shard the corpora point to that does not open, has another schema or too few rows
     (checked before the first step and at each re-listing): ``error`` stops naming it, ``skip``
     trains without its clips (one logged warning per shard)."""
@@ -165,7 +192,7 @@ class DataConfig:
     """Also recompute every referenced media row's checksums in that check (reads all media once)."""
 
     def __post_init__(self) -> None:
-        check_choice(self, "broken_media", ("error", "skip"))
+        check_choice(self, "broken_media", list(BrokenMedia))
         check_range(self, "batch_size", 1, 4096)
         check_range(self, "num_workers", 0, 256)
         check_range(self, "items_per_epoch", 1)
@@ -211,12 +238,12 @@ minutes: the paper's first audio layer (1x7) and 1x1 output conv with 8 filters,
 @dataclass(frozen=True)
 class TrainerConfig:
     max_steps: int = 100_000
-    accelerator: str = "auto"
+    accelerator: Accelerator = Accelerator.AUTO
     """``auto``, ``cpu``, ``gpu`` / ``cuda``."""
     devices: int = 1
     """Devices on this node; more than one trains with DDP."""
     num_nodes: int = 1
-    precision: str = "auto"
+    precision: Precision = Precision.AUTO
     """``auto`` (16-mixed on GPU, 32 on CPU), ``32``, ``16-mixed``, ``bf16-mixed``."""
     grad_clip_norm: float = 5.0
     """Clip the global gradient norm to this (0: off)."""
@@ -231,10 +258,10 @@ class TrainerConfig:
 
     def __post_init__(self) -> None:
         check_range(self, "max_steps", 1)
-        check_choice(self, "accelerator", ("auto", "cpu", "gpu", "cuda"))
+        check_choice(self, "accelerator", list(Accelerator))
         check_range(self, "devices", 1, 1024)
         check_range(self, "num_nodes", 1, 4096)
-        check_choice(self, "precision", ("auto", "32", "16-mixed", "bf16-mixed"))
+        check_choice(self, "precision", list(Precision))
         check_range(self, "grad_clip_norm", 0.0)
         check_range(self, "val_every_n_steps", 1)
         check_range(self, "checkpoint_every_n_steps", 1)

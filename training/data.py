@@ -57,11 +57,9 @@ from mixing.errors import MixingError
 from mixing.render import MixtureRenderer, RenderedMixture
 from mixing.sampler import RecipePools, RecipeSampler
 from training.batch import SeparationBatch
+from training.config import BrokenMedia
 
 log = logging.getLogger(__name__)
-
-BROKEN_MEDIA_POLICIES: tuple[str, ...] = ("error", "skip")
-"""``data.broken_media``: stop on a broken media shard (``error``) or train without it (``skip``)."""
 
 
 class DataError(ValueError):
@@ -150,7 +148,7 @@ def lip_features_error(where: str, missing: int, total: int, examples: Sequence[
 def checked_media_tables(
     corpus: str,
     *,
-    broken_media: str = "error",
+    broken_media: BrokenMedia | str = BrokenMedia.ERROR,
     checksums: bool = False,
     checked: dict[tuple[str, int], str | None] | None = None,
 ) -> dict[str, pa.Table]:
@@ -159,17 +157,15 @@ def checked_media_tables(
     with ``broken_media="error"``; with ``"skip"`` the rows in broken shards are dropped, with one
     warning per shard and ``checked`` cache (the results so far, see
     :func:`manifests.verify.check_referenced_media`)."""
-    if broken_media not in BROKEN_MEDIA_POLICIES:
-        raise ValueError(
-            f"broken_media must be one of {BROKEN_MEDIA_POLICIES}, got {broken_media!r}"
-        )
+    if broken_media not in list(BrokenMedia):
+        raise ValueError(f"broken_media must be one of {list(BrokenMedia)}, got {broken_media!r}")
     corpus = str(corpus)
     tables = {"clips": read_clips(corpus), "noises": read_noises(corpus), "rirs": read_rirs(corpus)}
     known = set() if checked is None else {key for key, why in checked.items() if why}
     broken = check_referenced_media(corpus, tables, checksums=checksums, checked=checked)
     if not broken:
         return tables
-    if broken_media == "error":
+    if broken_media == BrokenMedia.ERROR:
         first = next(iter(broken.values()))
         more = f" (and {len(broken) - 1} more broken media shards)" if len(broken) > 1 else ""
         raise CorruptCorpusError(
@@ -212,7 +208,7 @@ class MixtureSource:
         corpora: Sequence[str],
         mixing: MixingConfig,
         *,
-        broken_media: str = "error",
+        broken_media: BrokenMedia | str = BrokenMedia.ERROR,
         checksums: bool = False,
         checked: dict[tuple[str, int], str | None] | None = None,
     ) -> None:

@@ -41,11 +41,11 @@ from mixing.errors import MixingError
 from mixing.render import MixtureRenderer
 from training.config import DataConfig
 from training.data import (
+    BatchStream,
     DataError,
     DrawnMixtures,
     FrozenMixtures,
     MixtureSource,
-    BatchStream,
     check_lip_features,
     checked_media_tables,
     collate,

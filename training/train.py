@@ -37,7 +37,14 @@ from tqdm.auto import tqdm
 
 from avforge.core.config import ConfigError, config_to_dict, write_resolved_config
 from mixing.config import FaceStream
-from training.config import ModelKind, TrainConfig, TrainerConfig, VisualInputChoice
+from training.config import (
+    Accelerator,
+    ModelKind,
+    Precision,
+    TrainConfig,
+    TrainerConfig,
+    VisualInputChoice,
+)
 from training.datamodule import SeparationDataModule
 from training.models import VisualInput, save_model
 from training.system import SeparationSystem
@@ -133,10 +140,10 @@ def tensorboard_available() -> bool:
 
 def resolve_precision(trainer: TrainerConfig) -> str:
     """``auto`` -> ``16-mixed`` when training on a CUDA GPU, else ``32-true``."""
-    if trainer.precision != "auto":
-        return "32-true" if trainer.precision == "32" else trainer.precision
-    on_gpu = trainer.accelerator in ("gpu", "cuda") or (
-        trainer.accelerator == "auto" and torch.cuda.is_available()
+    if trainer.precision != Precision.AUTO:
+        return "32-true" if trainer.precision == Precision.FP32 else str(trainer.precision)
+    on_gpu = trainer.accelerator in (Accelerator.GPU, Accelerator.CUDA) or (
+        trainer.accelerator == Accelerator.AUTO and torch.cuda.is_available()
     )
     return "16-mixed" if on_gpu else "32-true"
 
@@ -202,7 +209,7 @@ def build_trainer(cfg: TrainConfig, extra_callbacks: list[pl.Callback] | None = 
         default_root_dir=str(out),
         max_steps=t.max_steps,
         max_epochs=-1,
-        accelerator="gpu" if t.accelerator == "cuda" else t.accelerator,
+        accelerator="gpu" if t.accelerator == Accelerator.CUDA else str(t.accelerator),
         devices=t.devices,
         num_nodes=t.num_nodes,
         strategy="ddp" if distributed else "auto",

@@ -14,7 +14,7 @@ from avforge.testing.training_corpus import build_two_speaker_corpus
 from manifests.schema import MixTask, Split
 from mixing.config import FaceStream, MixingConfig
 from training.config import DataConfig
-from training.data import DataError, MixtureSource, BatchStream, split_config
+from training.data import BatchStream, DataError, MixtureSource, split_config
 from training.datamodule import SeparationDataModule
 
 MIXING = MixingConfig(task=MixTask.TWO_SPEAKERS, duration_s=0.4)

@@ -25,7 +25,7 @@ from mixing.config import FaceStream, MixingConfig, RenderConfig
 from mixing.errors import MixingError
 from mixing.render import MixtureRenderer
 from training.config import ModelConfig, TrainConfig
-from training.data import DataError, MixtureSource, BatchStream, split_config
+from training.data import BatchStream, DataError, MixtureSource, split_config
 from training.datamodule import SeparationDataModule
 from training.models import AudioVisualSeparator, VisualInput, from_package, load_model, serialize
 from training.models.streams import LipStream
