@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
+from avforge.core import assets
 from avforge.demo_config import (
     FULL,
     QUICK,
@@ -55,9 +56,6 @@ if TYPE_CHECKING:
     from avforge.synth import LoopbackServer
 
 T = TypeVar("T")
-ASSETS = Path(__file__).resolve().parent / "assets" / "audio"
-NOISE_FILES = ("doing_the_dishes.wav", "exercise_bike.wav")
-MUSIC_FILES = ("guitar_16k.wav",)
 STEPS = 13
 BUILD_STEP = "build real talk videos (bundled clips + ffmpeg variants)"
 CURATE_STEP = "curate the videos (yt-dlp over loopback, LocalCluster of 2 workers)"
@@ -162,8 +160,8 @@ def _build_videos(out: Path, quick: bool) -> list[Path]:
 def _write_noise_lists(out: Path) -> tuple[Path, Path]:
     lists = out / "configs"
     noise, music = lists / "noise_files.txt", lists / "music_files.txt"
-    noise.write_text("".join(f"{ASSETS / n}\n" for n in NOISE_FILES))
-    music.write_text("".join(f"{ASSETS / n}\n" for n in MUSIC_FILES))
+    for path, kind in ((noise, "noise"), (music, "music")):
+        path.write_text("".join(f"{assets.audio_path(n)}\n" for n in assets.noise_files(kind)))
     return noise, music
 
 

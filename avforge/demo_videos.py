@@ -60,6 +60,7 @@ import numpy as np
 import soundfile as sf
 
 from avforge import variants
+from avforge.core import assets
 from avforge.core.media import FPS
 from avforge.core.media import SAMPLE_RATE_HZ as AUDIO_RATE_HZ
 from avforge.synth.audio import normalize_active, trim_silence
@@ -67,8 +68,8 @@ from avforge.synth.truth import TRUTH_FORMAT
 from avforge.variants import BundledClip, bundled_clip, num_frames, probe
 from manifests.schema import RejectReason
 
-AUDIO_ASSETS = Path(__file__).resolve().parent / "assets" / "audio"
-"""The bundled real speech, noise and music recordings (``PROVENANCE.md`` there)."""
+AUDIO_ASSETS = assets.AUDIO_DIR
+"""The bundled real speech, noise and music recordings (:mod:`avforge.core.assets`)."""
 
 Kind = Literal["clean", "dubbed", "still_face", "two_faces", "no_face", "silence", "noisy"]
 KINDS: tuple[Kind, ...] = (
@@ -93,13 +94,8 @@ EXPECTED_REASON: dict[Kind, RejectReason | None] = {
 
 BABBLE = "babble"
 """``DemoVideo.noise`` value for the babble track (any other value is a file in :data:`AUDIO_ASSETS`)."""
-BABBLE_TALKERS: tuple[tuple[str, ...], ...] = (
-    ("cmu_arctic_us_aew_a0001.wav", "cmu_arctic_us_aew_a0002.wav", "cmu_arctic_us_aew_a0003.wav"),
-    ("cmu_arctic_us_axb_a0004.wav", "cmu_arctic_us_axb_a0005.wav", "cmu_arctic_us_axb_a0006.wav"),
-    ("arctic_a0010.wav",),
-    ("librispeech_example1.wav",),
-    ("librispeech_example5.wav",),
-    ("librispeech_example6.wav",),
+BABBLE_TALKERS: tuple[tuple[str, ...], ...] = tuple(
+    assets.VOICES[v].files for v in ("aew", "axb", "arctic_m", "libri_f1", "libri_m5", "libri_m6")
 )
 """The babble's six talkers (each: its utterances, looped), all real read speech in :data:`AUDIO_ASSETS`."""
 BABBLE_S = 12.0

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import soundfile
 
-import avforge
+from avforge.core import assets
 from avforge.core.media import FPS, SAMPLE_RATE_HZ
 from manifests import (
     ClipRecord,
@@ -48,32 +48,24 @@ from manifests.io import shard_path
 from manifests.media import encode_jpeg
 from mixing.noises import NoiseConfig, add_noises
 
-ASSETS = Path(avforge.__file__).parent / "assets" / "audio"
+ASSETS = assets.AUDIO_DIR
 SAMPLES_PER_FRAME = SAMPLE_RATE_HZ // FPS
 
+CORPUS_VOICES: dict[str, str] = {
+    "aew": "aew",
+    "axb": "axb",
+    "libri1": "libri_f1",
+    "libri5": "libri_m5",
+    "libri6": "libri_m6",
+    "arctic": "arctic_m",
+    "libri2": "libri_f2",
+}
+"""The corpus's speaker ids (stable: they are in its manifests) -> bundled voices
+(:data:`avforge.core.assets.VOICES`), in the order ``build_corpus`` takes them."""
 SPEAKERS: dict[str, tuple[str, ...]] = {
-    "aew": (
-        "cmu_arctic_us_aew_a0001.wav",
-        "cmu_arctic_us_aew_a0002.wav",
-        "cmu_arctic_us_aew_a0003.wav",
-    ),
-    "axb": (
-        "cmu_arctic_us_axb_a0004.wav",
-        "cmu_arctic_us_axb_a0005.wav",
-        "cmu_arctic_us_axb_a0006.wav",
-    ),
-    "libri1": ("librispeech_example1.wav",),
-    "libri5": ("librispeech_example5.wav",),
-    "libri6": ("librispeech_example6.wav",),
-    "arctic": ("arctic_a0010.wav",),
-    "libri2": ("librispeech_example2.flac",),
+    speaker: assets.VOICES[voice].files for speaker, voice in CORPUS_VOICES.items()
 }
-"""Real speakers and their utterances, in the order ``build_corpus`` takes them."""
-NOISE_FILES: dict[str, NoiseKind] = {
-    "doing_the_dishes.wav": NoiseKind.NOISE,
-    "exercise_bike.wav": NoiseKind.NOISE,
-    "guitar_16k.wav": NoiseKind.MUSIC,
-}
+"""Real speakers and their utterances (file names in :data:`ASSETS`)."""
 
 
 def speaker_speech(speaker: str, min_samples: int) -> np.ndarray:
@@ -276,7 +268,7 @@ def write_shards(
 def register_bundled_noises(corpus: Path, *, split: Split = Split.TRAIN) -> None:
     """Register the bundled real noises and music in ``corpus`` (all in ``split``)."""
     for kind in (NoiseKind.NOISE, NoiseKind.MUSIC):
-        origins = [str(ASSETS / name) for name, k in NOISE_FILES.items() if k == kind]
+        origins = [str(assets.audio_path(name)) for name in assets.noise_files(kind.value)]
         result = add_noises(origins, str(corpus), NoiseConfig(), split=split, kind=kind)
         if result.failures:
             raise RuntimeError(f"bundled noises failed: {result.failures}")
