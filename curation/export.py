@@ -23,12 +23,12 @@ row's source id carries the segment start, so the split is keyed on the YouTube 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from avforge.core.config import ConfigError, check_range
+from avforge.core.ids import hash_split
 from curation.crops import encode_crops
 from manifests.io import shard_path, write_records
 from manifests.media import FaceTrack, MediaRecord, write_media_shard
@@ -117,14 +117,9 @@ def split_key(source_id: str, kind: SourceKind) -> str:
 
 
 def split_for(key: str, cfg: ExportConfig) -> Split:
-    """Deterministic split of a source from its split key (see the module docstring)."""
-    digest = hashlib.sha256(f"{cfg.split_salt}:{key}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2.0**64
-    if u < cfg.test_ratio:
-        return Split.TEST
-    if u < cfg.test_ratio + cfg.val_ratio:
-        return Split.VAL
-    return Split.TRAIN
+    """Deterministic split of a source from its split key (see the module docstring): the one rule
+    of :func:`avforge.core.ids.hash_split`."""
+    return hash_split(key, val_ratio=cfg.val_ratio, test_ratio=cfg.test_ratio, salt=cfg.split_salt)
 
 
 def build_outputs(

@@ -46,7 +46,6 @@ listed first), the template URL of an AVSpeech YouTube id, or an absolute local 
 from __future__ import annotations
 
 import csv
-import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -55,6 +54,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import fsspec
 
+from avforge.core.ids import stable_hash
 from manifests.schema import SourceKind
 
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".mov", ".avi", ".m4v", ".flv", ".ts", ".mpg", ".mpeg")
@@ -94,10 +94,6 @@ class Source:
     @property
     def has_hint(self) -> bool:
         return self.hint_start_s is not None and self.hint_end_s is not None
-
-
-def _sha(text: str, n: int) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:n]
 
 
 def normalize_url(url: str) -> str:
@@ -160,14 +156,14 @@ def url_source_id(url: str) -> str:
     """Stable id of a URL source: its YouTube id when there is one, else ``url-`` + a hash of its
     normal form (:func:`normalize_url`). Raises ValueError for a malformed URL."""
     yt = youtube_id(url)
-    return yt if yt is not None else f"url-{_sha(normalize_url(url), 16)}"
+    return yt if yt is not None else f"url-{stable_hash(normalize_url(url), 16)}"
 
 
 def local_source_id(path: Path, root: Path) -> str:
     """Stable id of a local file: sanitised stem plus a hash of its path relative to ``root``."""
     rel = path.relative_to(root).as_posix()
     stem = _SAFE.sub("_", path.stem).strip("_")[:40] or "video"
-    return f"{stem}-{_sha(rel, 10)}"
+    return f"{stem}-{stable_hash(rel, 10)}"
 
 
 def avspeech_source_id(video_id: str, start_s: float) -> str:
@@ -178,7 +174,7 @@ def avspeech_source_id(video_id: str, start_s: float) -> str:
 def path_video_id(path: str) -> str:
     """Video id of an absolute local path in an AVSpeech row: sanitised stem + hash of the path."""
     stem = _SAFE.sub("_", PurePosixPath(path).stem).strip("_")[:40] or "video"
-    return f"{stem}-{_sha(path, 10)}"
+    return f"{stem}-{stable_hash(path, 10)}"
 
 
 def avspeech_video(cell: str, url_template: str) -> tuple[str, str]:
@@ -214,7 +210,7 @@ def _strip_bom(text: str) -> str:
 def _invalid(what: str, lineno: int, text: str, kind: SourceKind, reason: str) -> Source:
     """The :class:`Source` of a malformed line (``what="line"``) or CSV row (``"row"``): an id
     naming it, never fetched, failing as ``invalid_source`` with ``reason``."""
-    sid = f"invalid-{what}{lineno}-{_sha(text, 8)}"
+    sid = f"invalid-{what}{lineno}-{stable_hash(text, 8)}"
     return Source(sid, text[:200], kind, invalid=f"{what} {lineno}: {reason}")
 
 

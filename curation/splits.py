@@ -35,7 +35,6 @@ from the clips' stored audio on every pass (about 0.2 s a minute of audio).
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -44,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from avforge.core.config import check_range
+from avforge.core.ids import stable_hash
 from curation.clusters import DEFAULT_THRESHOLD, cluster_speakers
 from curation.export import ExportConfig, split_for, split_key
 from curation.fingerprint import DuplicateIndex, Fingerprint, source_fingerprint
@@ -101,10 +101,6 @@ class _UnionFind:
             self.parent[max(ra, rb)] = min(ra, rb)
 
 
-def _short_hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
 @dataclass(frozen=True)
 class SplitPlan:
     """The pass's result for every clip (in the input order) and what it found."""
@@ -145,7 +141,7 @@ def plan_splits(
         members[lab].append(i)
     speaker_of = [""] * n
     for idx in members.values():
-        sid = "spk-" + _short_hash(min(clips[i].clip_id for i in idx))
+        sid = "spk-" + stable_hash(min(clips[i].clip_id for i in idx), 12)
         for i in idx:
             speaker_of[i] = sid
             uf.union(idx[0], i)
@@ -176,7 +172,7 @@ def plan_splits(
     conflicts: list[str] = []
     for idx in groups.values():
         group_keys = sorted({keys[i] for i in idx})
-        gid = "grp-" + _short_hash(group_keys[0])
+        gid = "grp-" + stable_hash(group_keys[0], 12)
         ids = set(group_keys)
         for i in idx:
             ids.update((clips[i].clip_id, clips[i].source_id, speaker_of[i]))

@@ -37,6 +37,7 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
+from avforge.core.ids import Split  # defined with the split rule; re-exported here
 from avforge.core.media import FPS
 
 SCHEMA_VERSION = "2"
@@ -101,12 +102,6 @@ class RejectReason(enum.StrEnum):
     NOT_IN_SYNC = "not_in_sync"
     LOW_SNR = "low_snr"
     TOO_SHORT = "too_short"
-
-
-class Split(enum.StrEnum):
-    TRAIN = "train"
-    VAL = "val"
-    TEST = "test"
 
 
 class NoiseKind(enum.StrEnum):

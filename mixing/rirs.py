@@ -32,11 +32,11 @@ import numpy as np
 
 from avforge.core.cluster import ClusterConfig, open_client
 from avforge.core.config import ConfigError, check_range
+from avforge.core.ids import hash_split
 from manifests.io import exists, shard_path, write_records
 from manifests.media import MediaRecord, write_media_shard
 from manifests.schema import RirRecord, SampleFormat
 from mixing.functional import check_rir
-from mixing.noises import split_of
 
 
 @dataclass(frozen=True)
@@ -177,6 +177,11 @@ def simulate_room(config: RirConfig, room_index: int) -> SimulatedRoom:
     )
 
 
+ROOM_SPLIT_SALT = "room"
+"""Salt of the per-room split (:func:`avforge.core.ids.hash_split` on the room id): every RIR of a
+room is in that room's split."""
+
+
 def shard_name(shard_index: int) -> str:
     return f"rirs-{shard_index:05d}"
 
@@ -194,8 +199,11 @@ def build_rir_shard(out: str, config: RirConfig, shard_index: int) -> int:
     media: list[MediaRecord] = []
     records: list[RirRecord] = []
     for room in rooms:
-        split = split_of(
-            room.room_id, val_fraction=config.val_fraction, test_fraction=config.test_fraction
+        split = hash_split(
+            room.room_id,
+            val_ratio=config.val_fraction,
+            test_ratio=config.test_fraction,
+            salt=ROOM_SPLIT_SALT,
         )
         for k, (full, early, direct) in enumerate(room.rirs):
             rir_id = f"{room.room_id}-s{k}"
