@@ -62,7 +62,8 @@ import numpy as np
 from avforge.core.config import check_choice, check_range
 from avforge.core.media import FPS
 from avforge.core.media import SAMPLE_RATE_HZ as AUDIO_RATE_HZ
-from avforge.synth.audio import active_power
+from avforge.core.signal import SilentSignalError, noise_gain_for_snr
+from avforge.synth.audio import ACTIVE_RANGE_DB, FRAME_FLOOR_DB, FRAME_S, SILENT_BELOW_DB
 from manifests.schema import RejectReason
 
 TIMEOUT_S = 300.0
@@ -330,13 +331,21 @@ def delay(signal: np.ndarray, offset_s: float, sample_rate_hz: int) -> np.ndarra
 
 def noise_gain(speech: np.ndarray, noise: np.ndarray, snr_db: float, sample_rate_hz: int) -> float:
     """Amplitude gain for ``noise`` such that the active-speech power of ``speech`` (20 ms frames
-    within 35 dB of the loudest, :func:`avforge.synth.audio.active_power`) over the mean power of
-    ``gain * noise`` is ``snr_db``. Raises :class:`ValueError` for silent speech or noise."""
-    speech_power = active_power(np.asarray(speech, np.float32), sample_rate_hz)
-    noise_power = float(np.mean(np.asarray(noise, np.float64) ** 2)) if len(noise) else 0.0
-    if speech_power <= 0.0 or noise_power <= 0.0:
-        raise ValueError("cannot set an SNR with silent speech or silent noise")
-    return math.sqrt(speech_power / (noise_power * 10.0 ** (snr_db / 10.0)))
+    within 35 dB of the loudest, as :func:`avforge.synth.audio.active_power`) over the mean power of
+    ``gain * noise`` is ``snr_db`` (:func:`avforge.core.signal.noise_gain_for_snr` with the generator's
+    range). Raises :class:`ValueError` for silent speech or noise."""
+    try:
+        return noise_gain_for_snr(
+            np.asarray(speech, np.float32),
+            noise,
+            snr_db,
+            frame_len=round(FRAME_S * sample_rate_hz),
+            threshold_db=-ACTIVE_RANGE_DB,
+            floor_db=SILENT_BELOW_DB,
+            frame_floor_db=FRAME_FLOOR_DB,
+        )
+    except SilentSignalError:
+        raise ValueError("cannot set an SNR with silent speech or silent noise") from None
 
 
 def _peak_guard(x: np.ndarray) -> np.ndarray:

@@ -52,10 +52,11 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 import soundfile as sf
-from scipy.signal import oaconvolve, resample_poly
+from scipy.signal import oaconvolve
 
 from avforge.core.config import ConfigError
 from avforge.core.media import SAMPLE_RATE_HZ
+from avforge.core.signal import active_power, noise_gain_for_snr, resample
 from curation.music import music_detector
 from curation.snr import (
     SnrConfig,
@@ -163,8 +164,7 @@ def load_audio(path: Path) -> np.ndarray:
     audio, rate = sf.read(path, dtype="float32", always_2d=True)
     audio = audio.mean(axis=1)
     if rate != SAMPLE_RATE_HZ:
-        g = math.gcd(int(rate), SAMPLE_RATE_HZ)
-        audio = resample_poly(audio, SAMPLE_RATE_HZ // g, int(rate) // g).astype(np.float32)
+        audio = resample(audio, rate, SAMPLE_RATE_HZ)
     return np.ascontiguousarray(audio, np.float32)
 
 
@@ -225,19 +225,22 @@ def load_noise(noise: Mapping[str, Sequence[Path]]) -> dict[str, list[np.ndarray
 
 
 def active_speech_power(speech: np.ndarray, sample_rate_hz: int, floor_db: float = -40.0) -> float:
-    """Mean power of the 20 ms frames within ``-floor_db`` dB of the loudest one (active speech)."""
-    frame = sample_rate_hz // 50
-    n = speech.size // frame
-    power = np.mean(np.asarray(speech[: n * frame], np.float64).reshape(n, frame) ** 2, axis=1)
-    active = power >= power.max() * 10 ** (floor_db / 10)
-    return float(power[active].mean())
+    """Mean power of the 20 ms frames within ``-floor_db`` dB of the loudest one (active speech).
+
+    :func:`avforge.core.signal.active_power` (mixing's level rule) with no silence floor: an all-zero
+    window has power 0.0 here instead of raising.
+    """
+    power, _ = active_power(
+        speech, frame_len=sample_rate_hz // 50, threshold_db=floor_db, floor_db=-math.inf
+    )
+    return power
 
 
 def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    """``speech + g * noise`` with ``g`` such that active-speech power / noise power = ``snr_db``."""
-    noise_power = float(np.mean(np.asarray(noise, np.float64) ** 2))
-    gain = math.sqrt(
-        active_speech_power(speech, SAMPLE_RATE_HZ) / (noise_power * 10 ** (snr_db / 10))
+    """``speech + g * noise`` with ``g`` such that active-speech power / noise power = ``snr_db``
+    (:func:`avforge.core.signal.noise_gain_for_snr`, 20 ms frames, 40 dB range)."""
+    gain = noise_gain_for_snr(
+        speech, noise, snr_db, frame_len=SAMPLE_RATE_HZ // 50, floor_db=-math.inf
     )
     return (speech + gain * noise).astype(np.float32)
 

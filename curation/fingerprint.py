@@ -28,7 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.ndimage import maximum_filter
-from scipy.signal import resample_poly
+
+from avforge.core.signal import resample
 
 RATE = 8000
 N_FFT = 512
@@ -82,8 +83,7 @@ class Match:
 def _peaks(audio: np.ndarray, rate: int) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(audio, np.float64)
     if rate != RATE:
-        g = np.gcd(rate, RATE)
-        x = resample_poly(x, RATE // g, rate // g)
+        x = resample(x, rate, RATE, dtype=np.float64)  # the peak picking runs in float64
     if x.size < N_FFT:
         return np.zeros(0, np.int64), np.zeros(0, np.int64)
     n = 1 + (x.size - N_FFT) // HOP

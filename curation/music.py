@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import csv
 import functools
-import math
 import threading
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import resample_poly
+
+from avforge.core import signal as core_signal
 
 MODEL_DIR = Path(__file__).resolve().parent / "models" / "yamnet"
 """The bundled network, its class names, licence and provenance."""
@@ -103,8 +103,7 @@ def resample(audio: np.ndarray, sample_rate_hz: int) -> np.ndarray:
     audio = np.asarray(audio, np.float32).reshape(-1)
     if sample_rate_hz == SAMPLE_RATE_HZ:
         return audio
-    g = math.gcd(int(sample_rate_hz), SAMPLE_RATE_HZ)
-    return resample_poly(audio, SAMPLE_RATE_HZ // g, int(sample_rate_hz) // g).astype(np.float32)
+    return core_signal.resample(audio, sample_rate_hz, SAMPLE_RATE_HZ)
 
 
 def patches(features: np.ndarray) -> np.ndarray:

@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 import webrtcvad
-from scipy.signal import resample_poly
 
 from avforge.core.config import check_choice, check_range
+from avforge.core.signal import resample
 
 _WEBRTC_RATES_HZ = (8000, 16000, 32000, 48000)
 _SILERO_RATE_HZ = 16000
@@ -156,8 +156,7 @@ def smooth_decisions(speech: np.ndarray, frame_ms: int, cfg: VadConfig) -> np.nd
 def _to_webrtc_rate(audio: np.ndarray, sample_rate_hz: int) -> tuple[np.ndarray, int]:
     if sample_rate_hz in _WEBRTC_RATES_HZ:
         return audio, sample_rate_hz
-    g = math.gcd(int(sample_rate_hz), 16000)
-    return resample_poly(audio, 16000 // g, int(sample_rate_hz) // g).astype(np.float32), 16000
+    return resample(audio, sample_rate_hz, 16000), 16000
 
 
 def webrtc_decisions(
@@ -190,9 +189,7 @@ def silero_probabilities(audio: np.ndarray, sample_rate_hz: int) -> tuple[np.nda
     """silero-vad speech probability per 32 ms chunk of 16 kHz audio: ``(probs (m,), chunk_s)``."""
     audio = np.asarray(audio, np.float32)
     if sample_rate_hz != _SILERO_RATE_HZ:
-        g = math.gcd(int(sample_rate_hz), _SILERO_RATE_HZ)
-        audio = resample_poly(audio, _SILERO_RATE_HZ // g, int(sample_rate_hz) // g)
-        audio = audio.astype(np.float32)
+        audio = resample(audio, sample_rate_hz, _SILERO_RATE_HZ)
     model = _silero_model()
     session = model.session
     state = np.zeros((2, 1, 128), np.float32)

@@ -29,6 +29,7 @@ import torch
 from scipy.ndimage import binary_dilation
 from torch import nn
 
+from avforge.core.signal import resample
 from curation.weights import file_sha256, recorded_checksums
 
 SAMPLE_RATE = 16000
@@ -217,10 +218,7 @@ class VoiceEncoder:
         """float32 (256,) unit speaker embedding of mono ``audio`` (resampled to 16 kHz if needed)."""
         audio = np.asarray(audio, np.float32)
         if sample_rate_hz != SAMPLE_RATE:
-            from scipy.signal import resample_poly
-
-            g = np.gcd(sample_rate_hz, SAMPLE_RATE)
-            audio = resample_poly(audio, SAMPLE_RATE // g, sample_rate_hz // g).astype(np.float32)
+            audio = resample(audio, sample_rate_hz, SAMPLE_RATE)
         return self.embed_preprocessed(self.preprocess(audio))
 
 

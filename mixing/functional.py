@@ -5,6 +5,11 @@ pair), explicit numbers and explicit randomness (none is drawn here); outputs ar
 reads files, keeps state or touches a global random generator, so each function is tested in isolation
 (tests/mixing/test_functional.py) and the stateful wrappers in :mod:`mixing.transforms` only cache.
 
+The active-speech level functions (:func:`frame_powers`, :func:`active_frame_mask`,
+:func:`active_power`, :class:`SilentSignalError`...) live in :mod:`avforge.core.signal` and are
+re-exported here. The STFT pair (:func:`stft`, :func:`istft`) is the one and only STFT of the project:
+the one trained models use (``training.models.spectral`` imports it), so its numerics are frozen.
+
 Conventions (AVSpeech paper): audio 16 kHz mono, video 25 fps, so one video frame is 640 samples and
 3 s is 48000 samples, 75 video frames and 298 STFT frames (Hann 400 / hop 160 / FFT 512, see
 :func:`stft`). Levels are mean power over *active* frames (:func:`active_frame_mask`), never over the
@@ -26,22 +31,29 @@ import torch
 from avforge.core.media import FPS as VIDEO_FPS
 from avforge.core.media import SAMPLE_RATE_HZ
 
+# The level functions' home is avforge.core.signal; these names stay importable from here.
+from avforge.core.signal import SilentSignalError as SilentSignalError
+from avforge.core.signal import active_frame_mask as active_frame_mask
+from avforge.core.signal import active_power as active_power
+from avforge.core.signal import db_to_amplitude as db_to_amplitude
+from avforge.core.signal import frame_powers as frame_powers
+from avforge.core.signal import mask_from_powers as mask_from_powers
+from avforge.core.signal import masked_power as masked_power
+from avforge.core.signal import power_ratio_db as power_ratio_db
+
 STFT_WIN_LENGTH = 400
 """25 ms Hann window at 16 kHz."""
 STFT_HOP_LENGTH = 160
 """10 ms hop at 16 kHz."""
 STFT_N_FFT = 512
-"""FFT size: 257 frequency bins."""
-STFT_PAD = (STFT_N_FFT - STFT_WIN_LENGTH) // 2
-"""Zeros added on each side so that 512-sample FFT frames hold exactly the 400-sample windows."""
-ENVELOPE_MIN = 1e-3
-"""istft leaves samples whose summed squared window is below this at zero."""
+"""FFT size: each 400-sample frame is zero-padded at its end to 512 points."""
+STFT_NUM_BINS = STFT_N_FFT // 2 + 1
+"""257 frequency bins."""
+ENVELOPE_FLOOR = 0.01
+"""istft leaves samples whose summed squared window is below this fraction of its peak at zero."""
+_ENVELOPE_EPS = 1e-8
 ALIGN_S = 0.04
 """Crop offsets and start times are multiples of one 25 fps video frame (40 ms)."""
-
-
-class SilentSignalError(ValueError):
-    """A signal that should carry speech has no active frame, so it has no level to scale to."""
 
 
 class InvalidRirError(ValueError):
@@ -77,9 +89,12 @@ def stft_window(device: torch.device | None = None) -> torch.Tensor:
 def stft(waveform: torch.Tensor) -> torch.Tensor:
     """Complex STFT (..., 257, frames) of ``waveform`` (..., time) with the paper's framing.
 
-    Frame ``t`` is the 400-sample Hann-windowed slice ``waveform[..., 160 t : 160 t + 400]`` zero-padded
-    to 512 points (the signal is padded by 56 zeros on each side and ``torch.stft`` runs with
-    ``center=False``), so a 3 s clip at 16 kHz gives 257 x 298 (:func:`num_stft_frames`).
+    Frame ``t`` is the 400-sample Hann-windowed slice ``waveform[..., 160 t : 160 t + 400]``
+    (``Tensor.unfold``, no centring, no padding of the signal), zero-padded at its end to 512 points
+    and ``rfft``-ed, so a 3 s clip at 16 kHz gives 257 x 298 (:func:`num_stft_frames`). Runs in
+    float32 with autocast disabled (half-precision FFTs lose the quiet bins). This is the STFT trained
+    models use: changing its numerics invalidates their checkpoints. Raises ``ValueError`` below 400
+    samples.
 
     Example::
 
@@ -87,130 +102,50 @@ def stft(waveform: torch.Tensor) -> torch.Tensor:
     """
     if waveform.shape[-1] < STFT_WIN_LENGTH:
         raise ValueError(f"stft needs at least {STFT_WIN_LENGTH} samples, got {waveform.shape[-1]}")
-    lead = waveform.shape[:-1]
-    flat = waveform.reshape(-1, waveform.shape[-1]).to(torch.float32)
-    padded = torch.nn.functional.pad(flat, (STFT_PAD, STFT_PAD))
-    spec = torch.stft(
-        padded,
-        n_fft=STFT_N_FFT,
-        hop_length=STFT_HOP_LENGTH,
-        win_length=STFT_WIN_LENGTH,
-        window=stft_window(waveform.device),
-        center=False,
-        return_complex=True,
-    )
-    return spec.reshape(*lead, spec.shape[-2], spec.shape[-1])
+    with torch.autocast(device_type=waveform.device.type, enabled=False):
+        x = waveform.float()
+        frames = x.unfold(-1, STFT_WIN_LENGTH, STFT_HOP_LENGTH) * stft_window(x.device)
+        spec = torch.fft.rfft(frames, n=STFT_N_FFT, dim=-1)
+        return spec.transpose(-1, -2).contiguous()
 
 
 def istft(spec: torch.Tensor, num_samples: int) -> torch.Tensor:
-    """Inverse of :func:`stft`: (..., 257, frames) complex -> (..., num_samples) float32.
+    """Inverse of :func:`stft`: complex (..., 257, frames) -> float32 (..., num_samples).
 
-    Weighted overlap-add with the same window. Samples no frame covers (the last
-    ``num_samples - (160 (frames - 1) + 400)`` samples, 80 for 3 s) come back as zeros, and so do the
-    ~23 samples at each end of the covered span where the summed squared window is below
-    ``ENVELOPE_MIN`` (dividing by it would only amplify noise). Everything else is reconstructed to
-    float32 precision.
+    Windowed overlap-add with the same window, divided by the summed squared window. Samples where
+    that sum is below ``ENVELOPE_FLOOR`` (1 %) of its peak come back as zeros: the first 42 and the
+    last 41 samples of the covered span (dividing there would only amplify noise), and the tail no frame
+    covers (the last ``num_samples - (160 (frames - 1) + 400)`` samples, 80 for 3 s). Everything else
+    is reconstructed to float32 precision. float32 with autocast disabled, like :func:`stft`.
     """
-    lead = spec.shape[:-2]
-    n_frames = spec.shape[-1]
-    flat = spec.reshape(-1, spec.shape[-2], n_frames)
-    window = stft_window(spec.device)
-    frames = torch.fft.irfft(flat, n=STFT_N_FFT, dim=-2)[:, STFT_PAD : STFT_PAD + STFT_WIN_LENGTH]
-    frames = frames * window[None, :, None]
-    covered = (n_frames - 1) * STFT_HOP_LENGTH + STFT_WIN_LENGTH
-    fold = dict(
-        output_size=(1, covered), kernel_size=(1, STFT_WIN_LENGTH), stride=(1, STFT_HOP_LENGTH)
-    )
-    signal = torch.nn.functional.fold(frames, **fold).reshape(flat.shape[0], covered)
-    envelope = torch.nn.functional.fold(
-        (window**2)[None, :, None].expand(1, -1, n_frames), **fold
-    ).reshape(covered)
-    signal = torch.where(envelope >= ENVELOPE_MIN, signal / envelope.clamp_min(ENVELOPE_MIN), 0.0)
-    out = torch.zeros(flat.shape[0], num_samples, dtype=torch.float32, device=spec.device)
-    keep = min(covered, num_samples)
-    out[:, :keep] = signal[:, :keep]
-    return out.reshape(*lead, num_samples)
+    with torch.autocast(device_type=spec.device.type, enabled=False):
+        spec = spec.to(torch.complex64)
+        lead = spec.shape[:-2]
+        n_frames = spec.shape[-1]
+        frames = torch.fft.irfft(spec.transpose(-1, -2), n=STFT_N_FFT, dim=-1)
+        frames = frames[..., :STFT_WIN_LENGTH]
+        window = stft_window(spec.device)
+        frames = (frames * window).reshape(-1, n_frames, STFT_WIN_LENGTH).transpose(1, 2)
+        covered = (n_frames - 1) * STFT_HOP_LENGTH + STFT_WIN_LENGTH
+        fold = dict(
+            output_size=(1, covered),
+            kernel_size=(1, STFT_WIN_LENGTH),
+            stride=(1, STFT_HOP_LENGTH),
+        )
+        out = torch.nn.functional.fold(frames, **fold)
+        env = torch.nn.functional.fold(
+            (window * window).reshape(1, STFT_WIN_LENGTH, 1).expand(1, STFT_WIN_LENGTH, n_frames),
+            **fold,
+        )
+        out, env = out.reshape(-1, covered), env.reshape(1, covered)
+        ok = env > ENVELOPE_FLOOR * env.max()
+        out = torch.where(ok, out / env.clamp_min(_ENVELOPE_EPS), torch.zeros_like(out))
+        if covered < num_samples:
+            out = torch.nn.functional.pad(out, (0, num_samples - covered))
+        return out[:, :num_samples].reshape(*lead, num_samples)
 
 
 # --------------------------------------------------------------------------- levels
-
-
-def frame_powers(signal: np.ndarray, frame_len: int) -> np.ndarray:
-    """Mean power of each full, non-overlapping ``frame_len`` frame: (..., T) -> (..., T // frame_len).
-
-    float32 math (ample for levels in dB); works on a batch of signals at once.
-    """
-    n = signal.shape[-1] // frame_len
-    frames = np.asarray(signal[..., : n * frame_len], dtype=np.float32)
-    frames = frames.reshape(*signal.shape[:-1], n, frame_len)
-    return np.einsum("...ij,...ij->...i", frames, frames) / np.float32(frame_len)
-
-
-def mask_from_powers(powers: np.ndarray, *, threshold_db: float, floor_db: float) -> np.ndarray:
-    """Active mask (..., frames) from :func:`frame_powers` (see :func:`active_frame_mask`)."""
-    if powers.shape[-1] == 0:
-        return np.zeros(powers.shape, bool)
-    loudest = powers.max(axis=-1, keepdims=True)
-    audible = loudest >= 10.0 ** (floor_db / 10.0)
-    return (powers >= loudest * np.float32(10.0 ** (threshold_db / 10.0))) & audible
-
-
-def active_frame_mask(
-    signal: np.ndarray,
-    *,
-    frame_len: int,
-    threshold_db: float = -40.0,
-    floor_db: float = -70.0,
-) -> np.ndarray:
-    """Bool (frames,) mask of active frames: power within ``threshold_db`` of the loudest frame.
-
-    The mask depends only on the signal's shape, not its scale (so a common gain, such as the peak
-    guard's, never changes a measured ratio), except that a signal whose loudest frame is below
-    ``floor_db`` (dB re full scale 1.0) is silent: no frame is active.
-    """
-    return mask_from_powers(
-        frame_powers(signal, frame_len), threshold_db=threshold_db, floor_db=floor_db
-    )
-
-
-def masked_power(signal: np.ndarray, mask: np.ndarray, *, frame_len: int) -> float:
-    """Mean power of ``signal`` over the frames where ``mask`` is True (0.0 if there are none)."""
-    powers = frame_powers(signal, frame_len)[: mask.shape[0]]
-    sel = powers[mask[: powers.shape[0]]]
-    return float(sel.mean(dtype=np.float64)) if sel.size else 0.0
-
-
-def active_power(
-    signal: np.ndarray, *, frame_len: int, threshold_db: float = -40.0, floor_db: float = -70.0
-) -> tuple[float, np.ndarray]:
-    """(mean power over active frames, active mask). Raises :class:`SilentSignalError` if none is active.
-
-    Example::
-
-        power, mask = active_power(speech, frame_len=320)   # 20 ms frames at 16 kHz
-        level_db = 10 * math.log10(power)
-    """
-    powers = frame_powers(signal, frame_len)
-    mask = mask_from_powers(powers, threshold_db=threshold_db, floor_db=floor_db)
-    if not mask.any():
-        raise SilentSignalError(
-            f"no active frame above {floor_db} dBFS in {signal.shape[-1]} samples"
-        )
-    return float(powers[mask].mean(dtype=np.float64)), mask
-
-
-def db_to_amplitude(gain_db: float) -> float:
-    """Amplitude factor for a gain in dB."""
-    return 10.0 ** (gain_db / 20.0)
-
-
-def power_ratio_db(numerator_power: float, denominator_power: float) -> float:
-    """``10 log10(numerator / denominator)`` (inf when the denominator is 0)."""
-    if denominator_power <= 0.0:
-        return math.inf
-    if numerator_power <= 0.0:
-        return -math.inf
-    return 10.0 * math.log10(numerator_power / denominator_power)
 
 
 def gain_for_ratio(reference_power: float, other_power: float, ratio_db: float) -> float:

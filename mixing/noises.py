@@ -9,8 +9,10 @@ soundfile cannot read), down-mixed to mono, resampled to ``sample_rate_hz`` and 
 Output, in corpus folder ``out``: one media shard ``media/noises-<hash>.arrow`` (PCM16) and one manifest
 shard ``noises/noises-<hash>.arrow`` of :class:`manifests.NoiseRecord`. The hash covers the sorted
 noise ids, so registering the same inputs again rewrites the same shard (idempotent). A recording's
-``noise_id`` is derived from its origin (stable across reruns) and its split from a hash of that id, so
-a recording is entirely in one of train / val / test, never split across them.
+``noise_id`` is derived from its origin (stable across reruns) and its split from a salted hash of that
+id (:func:`split_of`: curation's rule, :func:`avforge.core.ids.hash_split`, with salt
+:data:`NOISE_SPLIT_SALT`), so a recording is entirely in one of train / val / test, never split across
+them. The split is stored in the recording's manifest row and read from there, never recomputed.
 
 Failure modes: an input that cannot be read or decoded, or is shorter than ``min_duration_s``,
 becomes a :class:`NoiseFailure` (origin and reason) in the result; the others are still registered.
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import math
 import posixpath
 import re
 import subprocess
@@ -29,13 +30,18 @@ from pathlib import Path
 
 import fsspec
 import numpy as np
-import scipy.signal
 import soundfile
 
 from avforge.core.config import check_range
+from avforge.core.ids import hash_split
+from avforge.core.signal import resample as resample
 from manifests.io import media_file, shard_path, write_records
 from manifests.media import MediaRecord, write_media_shard
 from manifests.schema import NoiseKind, NoiseRecord, Split
+
+NOISE_SPLIT_SALT = "noise"
+"""Salt of the noise split: :func:`split_of` is ``hash_split(id, salt=NOISE_SPLIT_SALT)``.
+Changing it moves newly registered recordings to other splits."""
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".opus", ".aac", ".webm")
 
@@ -108,21 +114,12 @@ def noise_id_of(origin: str) -> str:
 
 
 def split_of(noise_id: str, *, val_fraction: float, test_fraction: float) -> Split:
-    """Split of a recording from a hash of its id (deterministic, independent of the other inputs)."""
-    u = int(hashlib.sha256(noise_id.encode()).hexdigest()[:12], 16) / float(16**12)
-    if u < val_fraction:
-        return Split.VAL
-    if u < val_fraction + test_fraction:
-        return Split.TEST
-    return Split.TRAIN
-
-
-def resample(samples: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
-    """Polyphase resampling (scipy) of a mono float32 signal."""
-    if from_hz == to_hz:
-        return samples.astype(np.float32, copy=False)
-    g = math.gcd(from_hz, to_hz)
-    return scipy.signal.resample_poly(samples, to_hz // g, from_hz // g).astype(np.float32)
+    """Split of a recording from a salted hash of its id (deterministic, independent of the other
+    inputs): ``hash_split(noise_id, val_ratio=val_fraction, test_ratio=test_fraction,
+    salt=NOISE_SPLIT_SALT)``, the rule curation uses for sources (:mod:`avforge.core.ids`)."""
+    return hash_split(
+        noise_id, val_ratio=val_fraction, test_ratio=test_fraction, salt=NOISE_SPLIT_SALT
+    )
 
 
 def _decode_ffmpeg(data: bytes, sample_rate_hz: int) -> np.ndarray:

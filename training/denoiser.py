@@ -21,14 +21,13 @@ the model's 16 kHz is resampled there and back. :func:`load_denoiser` caches one
 from __future__ import annotations
 
 import functools
-import math
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.signal import resample_poly
 
 from avforge.core.media import SAMPLE_RATE_HZ
+from avforge.core.signal import resample
 from training.models import AudioOnlySeparator, MaskSeparator, from_package
 from training.separate import SeparateError, _frames, separate_long
 
@@ -109,8 +108,7 @@ class ModelDenoiser:
         length = x.shape[0]
         rate = int(sample_rate_hz)
         if rate != SAMPLE_RATE_HZ:
-            g = math.gcd(rate, SAMPLE_RATE_HZ)
-            x = resample_poly(x, SAMPLE_RATE_HZ // g, rate // g).astype(np.float32)
+            x = resample(x, rate, SAMPLE_RATE_HZ)
         if x.shape[0] < MIN_SAMPLES:
             return np.zeros(length, np.float32)
         out = separate_long(
@@ -118,8 +116,7 @@ class ModelDenoiser:
         )
         clean = out[0].numpy().astype(np.float32)
         if rate != SAMPLE_RATE_HZ:
-            g = math.gcd(rate, SAMPLE_RATE_HZ)
-            clean = resample_poly(clean, rate // g, SAMPLE_RATE_HZ // g).astype(np.float32)
+            clean = resample(clean, SAMPLE_RATE_HZ, rate)
             clean = np.pad(clean, (0, max(0, length - clean.shape[0])))[:length]
         return clean
 

@@ -5,7 +5,12 @@
 - :mod:`avforge.core.cluster`: the Dask cluster shape and client;
 - :mod:`avforge.core.errors`: systemic errors (stop the run, blame no source);
 - :mod:`avforge.core.files`: the atomic write every output goes through;
-- :mod:`avforge.core.media`: the corpus's audio rate and video frame rate.
+- :mod:`avforge.core.media`: the corpus's audio rate and video frame rate;
+- :mod:`avforge.core.ids`: stable short hashes, :class:`~avforge.core.ids.Split` and the one hash
+  train / val / test split rule (curation, interop, noises and rooms);
+- :mod:`avforge.core.signal`: resampling and the active-speech level (frame powers, active frames,
+  SNR gains) every stage measures with;
+- :mod:`avforge.core.assets`: the bundled real voices, noise, music and talking-face clips.
 
 Layers, each importing only from itself and the layers below it (``tests/test_layers.py`` checks
 it, ``make layers`` runs that check, ``.ci/run`` runs ``make layers``; docs/architecture.md):

@@ -44,7 +44,6 @@ Example::
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,13 +51,13 @@ from typing import Any
 
 import lhotse
 import numpy as np
-import scipy.signal
 from lhotse import Recording, RecordingSet
 from lhotse.audio.utils import AudioLoadingError
 from lhotse.cut import Cut, MonoCut, MultiCut
 
 from avforge.core.config import ConfigError, check_range, write_resolved_config
 from avforge.core.media import FPS
+from avforge.core.signal import resample
 from avforge.interop.naming import hash_split, safe_name
 from manifests.io import join, shard_path, write_records
 from manifests.media import MediaRecord, write_media_shard
@@ -174,8 +173,7 @@ def mono_audio(cut: Cut, sample_rate_hz: int) -> np.ndarray:
     mono = audio.mean(axis=0) if audio.ndim == 2 else audio
     rate = int(cut.sampling_rate)
     if rate != sample_rate_hz:
-        g = math.gcd(rate, sample_rate_hz)
-        mono = scipy.signal.resample_poly(mono, sample_rate_hz // g, rate // g)
+        mono = resample(mono, rate, sample_rate_hz, dtype=np.float64)
     return np.clip(mono, -1.0, 1.0).astype(np.float32)
 
 

@@ -3,7 +3,9 @@
 All signals are mono float32 numpy arrays at one sample rate (16 kHz in practice), values in -1..1.
 Levels are dBFS of RMS. "Active speech" is the set of 20 ms frames whose level is within
 ``ACTIVE_RANGE_DB`` of the loudest frame: SNRs are measured on it (the AVSpeech convention), never on
-the whole signal with its pauses. Every random choice comes from the ``numpy.random.Generator`` passed in.
+the whole signal with its pauses. The level rule is :mod:`avforge.core.signal`'s (mixing's), with the
+generator's own 35 dB range and -119 dBFS silence floor. Every random choice comes from the
+``numpy.random.Generator`` passed in.
 """
 
 from __future__ import annotations
@@ -13,27 +15,42 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.signal import lfilter
 
+from avforge.core import signal as core_signal
+
+# The synthetic generator keeps its own range (mixing's is 40 dB) so that its fixtures do not move.
 ACTIVE_RANGE_DB = 35.0
+SILENT_BELOW_DB = -119.0
+"""A signal whose loudest frame is below this level (dBFS) is silent: active power 0.0."""
+FRAME_FLOOR_DB = -120.0
+"""Frame levels below this count as this level (:func:`frame_levels_db`'s floor)."""
 FRAME_S = 0.02
 
 
 def frame_levels_db(x: np.ndarray, sample_rate_hz: int, frame_s: float = FRAME_S) -> np.ndarray:
     """RMS level (dBFS, floor -120) of consecutive non-overlapping frames; a partial tail is dropped."""
     n = round(frame_s * sample_rate_hz)
-    m = len(x) // n
-    if m == 0:
+    if len(x) // n == 0:
         return np.full(1, -120.0)
-    frames = np.asarray(x[: m * n], dtype=np.float64).reshape(m, n)
-    return 10.0 * np.log10(np.maximum(np.mean(frames**2, axis=1), 1e-12))
+    powers = core_signal.frame_powers(np.asarray(x), n).astype(np.float64)
+    return 10.0 * np.log10(np.maximum(powers, 10.0 ** (FRAME_FLOOR_DB / 10.0)))
 
 
 def active_power(x: np.ndarray, sample_rate_hz: int) -> float:
-    """Mean power of the active-speech frames of ``x`` (0.0 for a silent signal)."""
-    levels = frame_levels_db(x, sample_rate_hz)
-    if levels.max() <= -119.0:
+    """Mean power of the active-speech frames of ``x`` (0.0 for a silent signal).
+
+    :func:`avforge.core.signal.active_power` with 20 ms frames and the generator's 35 dB range.
+    """
+    try:
+        power, _ = core_signal.active_power(
+            np.asarray(x),
+            frame_len=round(FRAME_S * sample_rate_hz),
+            threshold_db=-ACTIVE_RANGE_DB,  # the generator's range, not mixing's 40 dB
+            floor_db=SILENT_BELOW_DB,
+            frame_floor_db=FRAME_FLOOR_DB,
+        )
+    except core_signal.SilentSignalError:
         return 0.0
-    active = levels >= levels.max() - ACTIVE_RANGE_DB
-    return float(np.mean(10.0 ** (levels[active] / 10.0)))
+    return power
 
 
 def normalize_active(x: np.ndarray, sample_rate_hz: int, target_db: float) -> np.ndarray:
@@ -111,12 +128,23 @@ def noise_excerpt(noise: np.ndarray, n_samples: int, rng: np.random.Generator) -
 def noise_gain_for_snr(
     speech: np.ndarray, noise: np.ndarray, snr_db: float, sample_rate_hz: int
 ) -> float:
-    """The gain ``g`` such that ``speech`` over ``g * noise`` has ``snr_db`` (active speech vs all noise)."""
-    speech_power = active_power(speech, sample_rate_hz)
-    noise_power = float(np.mean(np.asarray(noise, dtype=np.float64) ** 2))
-    if speech_power <= 0.0 or noise_power <= 0.0:
+    """The gain ``g`` such that ``speech`` over ``g * noise`` has ``snr_db`` (active speech vs all noise).
+
+    :func:`avforge.core.signal.noise_gain_for_snr` with the generator's 35 dB range; 0.0 when the
+    speech or the noise is silent.
+    """
+    try:
+        return core_signal.noise_gain_for_snr(
+            np.asarray(speech),
+            noise,
+            snr_db,
+            frame_len=round(FRAME_S * sample_rate_hz),
+            threshold_db=-ACTIVE_RANGE_DB,  # the generator's range, not mixing's 40 dB
+            floor_db=SILENT_BELOW_DB,
+            frame_floor_db=FRAME_FLOOR_DB,
+        )
+    except core_signal.SilentSignalError:
         return 0.0
-    return float(np.sqrt(speech_power / (noise_power * 10.0 ** (snr_db / 10.0))))
 
 
 def snr_db(speech: np.ndarray, other: np.ndarray, sample_rate_hz: int) -> float:

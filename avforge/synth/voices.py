@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from avforge.core.media import SAMPLE_RATE_HZ
+from avforge.core.signal import resample
 from avforge.synth.audio import normalize_active, trim_silence
 from avforge.synth.errors import MissingToolError, SynthError
 
@@ -115,8 +115,7 @@ def _read_mono(path: Path) -> np.ndarray:
     data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     mono = data.mean(axis=1)
     if rate != SAMPLE_RATE_HZ:
-        g = np.gcd(rate, SAMPLE_RATE_HZ)
-        mono = resample_poly(mono, SAMPLE_RATE_HZ // g, rate // g).astype(np.float32)
+        mono = resample(mono, rate, SAMPLE_RATE_HZ)
     return mono
 
 

@@ -13,9 +13,10 @@ import soundfile
 
 import manifests
 from avforge.core.cluster import ClusterConfig, ClusterType, LocalClusterConfig
+from avforge.core.ids import hash_split
 from avforge.testing.corpus import ASSETS
 from manifests.schema import NoiseKind, Split
-from mixing.noises import NoiseConfig, add_noises, split_of
+from mixing.noises import NOISE_SPLIT_SALT, NoiseConfig, add_noises, noise_id_of, split_of
 from mixing.rirs import RirConfig, build_rirs, early_rir, simulate_room
 
 
@@ -58,6 +59,30 @@ def test_folder_of_noises_is_resampled_kinded_and_split_by_recording(noise_folde
     )
     assert again.records == result.records  # idempotent: same ids, same shard
     assert manifests.read_noises(str(out)).num_rows == 2
+
+
+@pytest.mark.parametrize(
+    ("origin", "val_fraction", "test_fraction", "expected"),
+    [
+        # u = split_fraction(noise_id, "noise"); test is [0, test_fraction), val the next val_fraction
+        ("x.wav", 0.1, 0.1, Split.TEST),  # x-bc3bae0a, u = 0.0104
+        ("z.wav", 0.1, 0.1, Split.VAL),  # z-674c6832, u = 0.1188
+        ("z.wav", 0.3, 0.3, Split.TEST),
+        ("noises/exercise_bike.wav", 0.1, 0.1, Split.VAL),  # u = 0.1903
+        ("noises/exercise_bike.wav", 0.3, 0.3, Split.TEST),
+        ("street.wav", 0.3, 0.3, Split.TEST),  # u = 0.2122
+        ("noises/music/guitar_16k.wav", 0.3, 0.3, Split.TRAIN),  # u = 0.8074
+        ("babble/party.wav", 0.1, 0.1, Split.TRAIN),  # u = 0.8638 (val under the old unsalted rule)
+        ("x.wav", 0.0, 0.0, Split.TRAIN),
+    ],
+)
+def test_noise_split_is_the_salted_curation_rule(origin, val_fraction, test_fraction, expected):
+    noise_id = noise_id_of(origin)
+    split = split_of(noise_id, val_fraction=val_fraction, test_fraction=test_fraction)
+    assert split == expected
+    assert split == hash_split(
+        noise_id, val_ratio=val_fraction, test_ratio=test_fraction, salt=NOISE_SPLIT_SALT
+    )
 
 
 def test_url_list_over_loopback_http(noise_folder, tmp_path):
