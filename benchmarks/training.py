@@ -54,6 +54,8 @@ from training.config import CPU_LEARNING_MODEL, REDUCED_MODEL, ModelConfig, Mode
 from training.data import BatchStream, MixtureSource, split_config
 from training.system import SeparationSystem
 
+TEST_SPEECH = Path(__file__).resolve().parents[1] / "tests" / "data" / "speech"
+"""The real speech the learning test trains on (data files; nothing is imported from tests/)."""
 REDUCED = REDUCED_MODEL
 
 
@@ -113,10 +115,12 @@ def speech_speakers(folder: Path | None) -> list:
     """Speakers for the learning curve: every speaker of ``folder`` (LibriSpeech layout with
     ``SPEAKERS.TXT``; 80 % train, 5 % val, 15 % test by speaker, alternating sexes), else the
     speakers bundled with the tests (those of the learning test)."""
-    from tests.helpers.speech_corpus import MORE_SPEECH_DIR, Speaker, bundled_speakers
+    from avforge.testing.speech import Speaker, bundled_speakers
 
     if folder is None or not (folder / "SPEAKERS.TXT").exists():
-        return bundled_speakers() + bundled_speakers(MORE_SPEECH_DIR)
+        return bundled_speakers(TEST_SPEECH / "librispeech") + bundled_speakers(
+            TEST_SPEECH / "librispeech_more"
+        )
     sex = {}
     for line in (folder / "SPEAKERS.TXT").read_text().splitlines():
         if not line.startswith(";") and "|" in line:
@@ -271,7 +275,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     if args.curve > 0:
-        from tests.helpers.speech_corpus import build_speech_corpus
+        from avforge.testing.speech import build_speech_corpus
 
         args.out.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory() as tmp:

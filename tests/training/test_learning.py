@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from avforge.core.config import config_from_dict
+from avforge.testing.speech import build_speech_corpus, bundled_speakers
 from avforge.testing.training_corpus import (
     build_two_speaker_corpus,
     fixed_mixtures,
@@ -18,7 +19,6 @@ from avforge.testing.training_corpus import (
 )
 from manifests import read_clips, write_records
 from manifests.schema import MixTask, MixtureSpec, Split
-from tests.helpers.speech_corpus import MORE_SPEECH_DIR, build_speech_corpus, bundled_speakers
 from tests.training.conftest import TINY_AUDIO, TINY_VISUAL
 from training import metrics
 from training.baselines import SpectralGains, ideal_ratio_masks
@@ -30,6 +30,11 @@ from training.separate import SeparateError, separate_long
 from training.train import train
 
 SR = 16000
+SPEECH_DIR = Path(__file__).resolve().parents[1] / "data" / "speech" / "librispeech"
+"""44 real LibriSpeech speakers, 4 s each (tests/data/speech/README.md)."""
+MORE_SPEECH_DIR = SPEECH_DIR.parent / "librispeech_more"
+"""207 more training speakers (8 s each, Opus): enough variety to learn separation that carries to
+unseen speakers."""
 
 
 def _tones(freqs_hz: tuple[float, ...], seconds: float = 1.0) -> torch.Tensor:
@@ -148,7 +153,7 @@ def test_trained_on_real_speakers_it_separates_speakers_it_never_saw(tmp_path) -
     real LibriSpeech speakers (2-speaker 1 s mixtures, 2800 steps, about 5 minutes on 2 cores); on 64
     fixed 2 s mixtures of 8 speakers it never saw, compare it with the unprocessed mixture (0 dB),
     the fixed spectral gain fitted on training speakers and the oracle ideal ratio mask."""
-    speakers = bundled_speakers() + bundled_speakers(MORE_SPEECH_DIR)
+    speakers = bundled_speakers(SPEECH_DIR) + bundled_speakers(MORE_SPEECH_DIR)
     corpus = build_speech_corpus(speakers, tmp_path / "corpus")
     cfg = config_from_dict(
         TrainConfig,
@@ -197,7 +202,7 @@ def test_trained_on_real_speakers_it_separates_speakers_it_never_saw(tmp_path) -
 
 
 def test_the_bundled_speakers_import_as_audio_only_clips_with_disjoint_speaker_splits(tmp_path):
-    corpus = build_speech_corpus(bundled_speakers(), tmp_path / "corpus")
+    corpus = build_speech_corpus(bundled_speakers(SPEECH_DIR), tmp_path / "corpus")
     clips = read_clips(str(corpus)).to_pylist()
     speaker = {c["clip_id"]: c["clip_id"].split("-")[0] for c in clips}
     by_split = {s: {speaker[c["clip_id"]] for c in clips if c["split"] == s.value} for s in Split}

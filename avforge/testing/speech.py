@@ -4,10 +4,11 @@
 one Lhotse recordings manifest per split, each imported with ``avforge.interop.import_lhotse`` and
 that split forced, so train, validation and test speakers are disjoint by construction; each cut's
 supervision carries the speaker and its sex, which the import stores as the clip's gender.
-:func:`bundled_speakers` lists the 44 speakers copied into ``tests/data/speech/librispeech`` (4 s of
-one utterance each; origin and licence in ``tests/data/speech/README.md``): 32 train, 4 val and 8 test
-speakers, half of each female; ``bundled_speakers(MORE_SPEECH_DIR)`` the 207 other speakers of the
-same selection (8 s each, all ``train``), for the learning test.
+:func:`bundled_speakers` reads a folder's ``speakers.tsv`` (columns speaker, sex, split, file). The
+repository's test data has two such folders (origin and licence in ``tests/data/speech/README.md``):
+``tests/data/speech/librispeech`` (44 speakers, 4 s of one utterance each: 32 train, 4 val and 8 test,
+half of each female) and ``tests/data/speech/librispeech_more`` (the 207 other speakers of the same
+selection, 8 s each, all ``train``), used by the learning test and the learning-curve benchmark.
 """
 
 from __future__ import annotations
@@ -22,11 +23,6 @@ from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
 from avforge.interop.lhotse_import import LhotseImportConfig, import_lhotse
 from manifests import Split
 
-SPEECH_DIR = Path(__file__).resolve().parents[1] / "data" / "speech" / "librispeech"
-MORE_SPEECH_DIR = SPEECH_DIR.parent / "librispeech_more"
-"""207 more training speakers (8 s each, Opus): enough variety to learn separation that carries to
-unseen speakers (``tests/data/speech/README.md``)."""
-
 
 class Speaker(NamedTuple):
     speaker: str
@@ -36,7 +32,7 @@ class Speaker(NamedTuple):
     path: Path
 
 
-def bundled_speakers(folder: Path = SPEECH_DIR) -> list[Speaker]:
+def bundled_speakers(folder: Path) -> list[Speaker]:
     """The speakers of ``folder/speakers.tsv`` (columns speaker, sex, split, file)."""
     with open(folder / "speakers.tsv", newline="") as fh:
         return [
