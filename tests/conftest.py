@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 if TYPE_CHECKING:
-    from tests.helpers.synth_videos import ScenarioVideos
+    from avforge.testing.videos import ScenarioVideos
 
 
 @pytest.fixture
@@ -26,6 +26,7 @@ def scenario_videos(tmp_path_factory: pytest.TempPathFactory) -> ScenarioVideos:
     """
     # Imported here so that sessions which never render a video do not pay for importing the
     # generator (scipy.signal, cv2) at collection time.
-    from tests.helpers.synth_videos import ScenarioVideos
+    from avforge.testing.videos import ScenarioVideos
+    from tests.helpers.synth_videos import session_cache
 
-    return ScenarioVideos(tmp_path_factory.mktemp("scenario_videos"))
+    return ScenarioVideos(session_cache(tmp_path_factory))

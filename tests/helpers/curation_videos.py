@@ -1,8 +1,9 @@
 """Rendered scenario videos and bad-input media for the curation pipeline tests.
 
-Renders are cached per test session (keyed by name) under a ``tmp_path_factory`` folder, so every test
-module shares one render of each video. Everything is derived from the synthetic generator
-(``avforge.synth``) and ffmpeg; nothing is downloaded.
+Renders are cached per test session (keyed by name, in the session's one
+:class:`avforge.testing.videos.RenderCache`), so every test module shares one render of each video.
+Everything is derived from the synthetic generator (``avforge.synth``) and ffmpeg; nothing is
+downloaded.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from avforge.synth import RenderConfig, Scenario, render_scenario, section
 from avforge.synth import SectionKind as K
 from curation.speaker import SpeakerConfig
+from tests.helpers.synth_videos import session_cache
 
 SYNTH_SPEAKER = SpeakerConfig(min_speaking_score=-20.0, min_sync_confidence=-20.0)
 """The active-speaker stage on GENERATED talks: it runs (crops, MFCCs, scores, lip features all go
@@ -23,16 +25,13 @@ through the pipeline), but its decisions are open: the generator's mouths are dr
 envelope, so no keep/reject decision of a real active-speaker model may be tested (or calibrated) on
 them. Those decisions are tested on real clips (tests/curation/test_real_talks.py)."""
 
-_CACHE: dict[str, Path] = {}
 FAST_RENDER = RenderConfig(preset="ultrafast", crf=28)
 
 
 def cached(factory: Any, name: str, build: Callable[[Path], Path]) -> Path:
-    """``build(folder)`` once per session for ``name``; returns the path it made."""
-    if name not in _CACHE:
-        folder = factory.mktemp(f"cur-{name}")
-        _CACHE[name] = build(folder)
-    return _CACHE[name]
+    """``build(folder)`` once per session for ``name`` (the session's one render cache,
+    :func:`tests.helpers.synth_videos.session_cache`); returns the path it made."""
+    return session_cache(factory).get(name, build)
 
 
 def ffmpeg(*args: str | Path) -> None:

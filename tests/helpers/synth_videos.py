@@ -1,7 +1,6 @@
-"""Test helpers around the synthetic talk videos: a lazy per-session cache, and small decoders.
+"""Test helpers around the synthetic talk videos: the session's render cache, and small decoders.
 
-``ScenarioVideos(folder)["mixed_20s"]`` renders a preset (or demo talk) on first use and returns its
-MP4 path; the ground truth is next to it (``path.with_suffix(".json")``, :func:`avforge.synth.load_truth`).
+The cache is :class:`avforge.testing.videos.RenderCache`, one per test session (:func:`session_cache`).
 The decoders call the ffmpeg / ffprobe binaries with argument lists (no shell).
 """
 
@@ -10,38 +9,23 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from avforge.synth import PRESETS, Scenario, demo_scenarios, long_talk, render_scenario
+from avforge.testing.videos import RenderCache
 
-# Presets with test-friendly parameters (long_talk's default is 10 minutes).
-TEST_SCENARIOS = {
-    "mixed_20s": lambda: PRESETS["mixed_20s"](),
-    "clean_talk": lambda: PRESETS["clean_talk"](duration_s=12.0),
-    "long_talk": lambda: long_talk(duration_s=60.0),
-}
+_SESSION: RenderCache | None = None
 
 
-class ScenarioVideos:
-    """Render-once cache of scenario videos in one folder."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self._paths: dict[str, Path] = {}
-
-    def scenario(self, name: str) -> Scenario:
-        if name in TEST_SCENARIOS:
-            return TEST_SCENARIOS[name]()
-        for sc in demo_scenarios(quick=False):
-            if sc.name == name:
-                return sc
-        raise KeyError(f"no scenario {name!r}; known: {sorted(TEST_SCENARIOS)} and the demo talks")
-
-    def __getitem__(self, name: str) -> Path:
-        if name not in self._paths:
-            self._paths[name] = render_scenario(self.scenario(name), self.folder).video_path
-        return self._paths[name]
+def session_cache(factory: Any) -> RenderCache:
+    """The test session's one :class:`avforge.testing.videos.RenderCache` (folders from
+    ``factory``, pytest's ``tmp_path_factory``): the scenario videos and the curation tests' renders
+    all go through it."""
+    global _SESSION
+    if _SESSION is None:
+        _SESSION = RenderCache(lambda name: factory.mktemp(f"video-{name}"))
+    return _SESSION
 
 
 def ffprobe(path: Path) -> dict:
