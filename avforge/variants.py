@@ -59,6 +59,7 @@ from typing import Literal
 
 import numpy as np
 
+from avforge.core import assets
 from avforge.core.config import check_choice, check_range
 from avforge.core.media import FPS
 from avforge.core.media import SAMPLE_RATE_HZ as AUDIO_RATE_HZ
@@ -71,7 +72,7 @@ TIMEOUT_S = 300.0
 PEAK_LIMIT = 0.99
 """A mixed signal whose peak exceeds this is scaled down as a whole (ratios are kept)."""
 
-BUNDLED = Path(__file__).parent / "assets" / "video"
+BUNDLED = assets.VIDEO_DIR
 """Folder of the bundled real talk clips (see ``PROVENANCE.md`` there)."""
 
 Truth = Literal["keep", "reject", "unlabelled"]

@@ -54,6 +54,7 @@ import scipy.fft
 import soundfile as sf
 from scipy.signal import oaconvolve
 
+from avforge.core import assets
 from avforge.core.config import ConfigError
 from avforge.core.media import SAMPLE_RATE_HZ
 from avforge.core.signal import active_power, noise_gain_for_snr, resample
@@ -67,25 +68,13 @@ from curation.snr import (
 )
 from curation.vad import SpeechActivity, VadConfig, detect_speech
 
-ASSETS_DIR = Path(__file__).resolve().parents[1] / "avforge" / "assets" / "audio"
-SPEECH_FILES = (
-    "cmu_arctic_us_aew_a0001.wav",
-    "cmu_arctic_us_aew_a0002.wav",
-    "cmu_arctic_us_aew_a0003.wav",
-    "cmu_arctic_us_axb_a0004.wav",
-    "cmu_arctic_us_axb_a0005.wav",
-    "cmu_arctic_us_axb_a0006.wav",
-    "arctic_a0010.wav",
-    "librispeech_example1.wav",
-    "librispeech_example2.flac",
-    "librispeech_example5.wav",
-    "librispeech_example6.wav",
-)
+ASSETS_DIR = assets.AUDIO_DIR
+SPEECH_FILES = assets.speech_files()
 """The bundled real utterances: the speech used when no speech folder is given."""
 NOISE_FILES = {
-    "kitchen": ("doing_the_dishes.wav",),
-    "bike": ("exercise_bike.wav",),
-    "music": ("guitar_16k.wav",),
+    "kitchen": (assets.NOISES["kitchen"].file,),
+    "bike": (assets.NOISES["bike"].file,),
+    "music": (assets.NOISES["guitar"].file,),
 }
 """The bundled real noise and music, by kind: the noise used when none is given."""
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from avforge import variants
+from avforge.core import assets
 from avforge.core.cluster import ClusterConfig
 from avforge.core.config import config_from_dict
 from curation.config import CurateConfig
@@ -58,18 +59,15 @@ def bundled_babble(path: Path, seconds: float = 20.0) -> Path:
     speakers, avforge/assets/audio/PROVENANCE.md), summed at equal level, written to ``path``."""
     import soundfile as sf
 
-    assets = Path(variants.__file__).parent / "assets" / "audio"
     names = (
-        "librispeech_example1.wav",
-        "librispeech_example5.wav",
-        "librispeech_example6.wav",
-        "cmu_arctic_us_aew_a0001.wav",
-        "cmu_arctic_us_axb_a0004.wav",
+        *assets.speech_files(("libri_f1", "libri_m5", "libri_m6")),
+        assets.VOICES["aew"].files[0],
+        assets.VOICES["axb"].files[0],
     )
     n = round(16000 * seconds)
     out = np.zeros(n, np.float32)
     for k, name in enumerate(names):
-        x, _ = sf.read(assets / name, dtype="float32")
+        x, _ = sf.read(assets.audio_path(name), dtype="float32")
         x = np.tile(x, n // len(x) + 2)[k * 3000 : k * 3000 + n]
         out += x / (np.sqrt(np.mean(x**2)) + 1e-9)
     path.parent.mkdir(parents=True, exist_ok=True)

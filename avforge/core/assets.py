@@ -11,7 +11,7 @@ Example::
     from avforge.core import assets
 
     [assets.audio_path(f) for f in assets.VOICES["axb"].files]   # a female CMU ARCTIC speaker
-    assets.NOISES                                                # {'doing_the_dishes.wav': 'noise', ...}
+    assets.noise_files("music")                                  # ('guitar_16k.wav',)
 """
 
 from __future__ import annotations
@@ -60,12 +60,28 @@ VOICES: dict[str, BundledVoice] = {
 }
 """The seven bundled real voices, by id."""
 
-NOISES: dict[str, str] = {
-    "doing_the_dishes.wav": "noise",
-    "exercise_bike.wav": "noise",
-    "guitar_16k.wav": "music",
+
+@dataclass(frozen=True)
+class BundledNoise:
+    """One real background recording."""
+
+    label: str
+    """Its short name (calibration tables, the generator's noise sources)."""
+    file: str
+    """File name in :data:`AUDIO_DIR`."""
+    kind: str
+    """``noise`` or ``music`` (``manifests.schema.NoiseKind``)."""
+
+
+NOISES: dict[str, BundledNoise] = {
+    n.label: n
+    for n in (
+        BundledNoise("kitchen", "doing_the_dishes.wav", "noise"),
+        BundledNoise("bike", "exercise_bike.wav", "noise"),
+        BundledNoise("guitar", "guitar_16k.wav", "music"),
+    )
 }
-"""The bundled real background recordings and their kind (``noise`` or ``music``)."""
+"""The bundled real background recordings, by label."""
 
 
 def audio_path(name: str) -> Path:
@@ -81,4 +97,4 @@ def speech_files(voice_ids: tuple[str, ...] | None = None) -> tuple[str, ...]:
 
 def noise_files(kind: str) -> tuple[str, ...]:
     """The bundled background files of ``kind`` (``noise`` or ``music``)."""
-    return tuple(name for name, k in NOISES.items() if k == kind)
+    return tuple(n.file for n in NOISES.values() if n.kind == kind)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import importlib.resources
 import shutil
 import subprocess
 import tempfile
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from avforge.core import assets
 from avforge.core.media import SAMPLE_RATE_HZ
 from avforge.core.signal import resample
 from avforge.synth.audio import normalize_active, trim_silence
@@ -67,23 +67,18 @@ class Speaker:
 SPEAKERS: dict[str, Speaker] = {
     s.speaker_id: s
     for s in (
-        Speaker(
-            "aew",
-            "t1_e",
-            Gender.MALE,
-            tuple(f"cmu_arctic_us_aew_a000{i}.wav" for i in (1, 2, 3)),
+        *(
+            Speaker(voice, face, Gender(assets.VOICES[voice].gender), assets.VOICES[voice].files)
+            for voice, face in (
+                ("aew", "t1_e"),
+                ("axb", "t1_b"),
+                ("arctic_m", "t1_a"),
+                ("libri_f1", "astronaut"),
+                ("libri_m5", "t1_f"),
+                ("libri_f2", "t1_c"),
+                ("libri_m6", "tom_hanks"),
+            )
         ),
-        Speaker(
-            "axb",
-            "t1_b",
-            Gender.FEMALE,
-            tuple(f"cmu_arctic_us_axb_a000{i}.wav" for i in (4, 5, 6)),
-        ),
-        Speaker("arctic_m", "t1_a", Gender.MALE, ("arctic_a0010.wav",)),
-        Speaker("libri_f1", "astronaut", Gender.FEMALE, ("librispeech_example1.wav",)),
-        Speaker("libri_m5", "t1_f", Gender.MALE, ("librispeech_example5.wav",)),
-        Speaker("libri_f2", "t1_c", Gender.FEMALE, ("librispeech_example2.flac",)),
-        Speaker("libri_m6", "tom_hanks", Gender.MALE, ("librispeech_example6.wav",)),
         Speaker("espeak_f", "t1_d", Gender.FEMALE, espeak_voice="en-us+f3"),
     )
 }
@@ -104,11 +99,6 @@ SENTENCES: tuple[str, ...] = (
     "A rod is used to catch pink salmon.",
 )
 ESPEAK_SENTENCES_PER_SPEAKER = 6
-
-
-def _asset_path(name: str) -> Path:
-    ref = importlib.resources.files("avforge") / "assets" / "audio" / name
-    return Path(str(ref))
 
 
 def _read_mono(path: Path) -> np.ndarray:
@@ -165,7 +155,7 @@ def load_utterances(speaker_id: str) -> tuple[np.ndarray, ...]:
         order = rng.permutation(len(SENTENCES))[:ESPEAK_SENTENCES_PER_SPEAKER]
         raw = [espeak_sentence(SENTENCES[i], speaker.espeak_voice) for i in order]
     else:
-        raw = [_read_mono(_asset_path(name)) for name in speaker.files]
+        raw = [_read_mono(assets.audio_path(name)) for name in speaker.files]
     return tuple(
         normalize_active(trim_silence(x, SAMPLE_RATE_HZ), SAMPLE_RATE_HZ, SPEECH_LEVEL_DB)
         for x in raw
@@ -175,4 +165,4 @@ def load_utterances(speaker_id: str) -> tuple[np.ndarray, ...]:
 @functools.cache
 def load_noise(source: NoiseSource) -> np.ndarray:
     """A bundled noise or music recording: float32 mono 16 kHz, as recorded (not normalised)."""
-    return _read_mono(_asset_path(f"{source.value}.wav"))
+    return _read_mono(assets.audio_path(f"{source.value}.wav"))

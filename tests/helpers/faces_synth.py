@@ -16,7 +16,9 @@ import cv2
 import numpy as np
 import soundfile as sf
 
-ASSETS = Path(__file__).resolve().parents[2] / "avforge" / "assets" / "audio"
+from avforge.core import assets
+
+ASSETS = assets.AUDIO_DIR
 SPEECH_FILES = (
     "cmu_arctic_us_aew_a0001.wav",
     "cmu_arctic_us_aew_a0002.wav",
