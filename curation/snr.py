@@ -44,6 +44,7 @@ from typing import Protocol
 import numpy as np
 from scipy.signal import butter, sosfilt, sosfilt_zi
 
+from avforge.core import signal
 from avforge.core.config import ConfigError, check_order, check_range
 from curation.music import MusicModelError, check_music_model
 from curation.vad import SpeechActivity, VadConfig, detect_speech
@@ -233,10 +234,9 @@ def highpass(audio: np.ndarray, sample_rate_hz: int, cutoff_hz: float) -> np.nda
 
 
 def frame_powers(audio: np.ndarray, frame_len: int) -> np.ndarray:
-    """Mean square per non-overlapping frame of ``frame_len`` samples (the last partial frame dropped)."""
-    n = audio.size // frame_len
-    frames = np.asarray(audio[: n * frame_len], np.float64).reshape(n, frame_len)
-    return np.mean(frames**2, axis=1)
+    """Mean square per non-overlapping frame of ``frame_len`` samples (the last partial frame
+    dropped), in float64: :func:`avforge.core.signal.frame_powers`."""
+    return signal.frame_powers(audio, frame_len, dtype=np.float64)
 
 
 class VadGatedSnrEstimator:

@@ -25,6 +25,10 @@ def url_to_fs(path: str) -> tuple[fsspec.AbstractFileSystem, str]:
 def is_local(path: str) -> bool:
     """Whether ``path`` is on the local filesystem."""
     fs, _ = url_to_fs(path)
+    return _is_local_fs(fs)
+
+
+def _is_local_fs(fs: fsspec.AbstractFileSystem) -> bool:
     return "file" in fs.protocol if isinstance(fs.protocol, tuple) else fs.protocol == "file"
 
 
@@ -35,7 +39,7 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
     if parent:
         fs.makedirs(parent, exist_ok=True)
     tmp = posixpath.join(parent, f".tmp-{uuid.uuid4().hex}-{posixpath.basename(p)}")
-    if is_local(path):
+    if _is_local_fs(fs):
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             with os.fdopen(fd, "wb") as fh:

@@ -70,16 +70,18 @@ def resample(
 # --------------------------------------------------------------------------- levels
 
 
-def frame_powers(signal: np.ndarray, frame_len: int) -> np.ndarray:
+def frame_powers(
+    signal: np.ndarray, frame_len: int, *, dtype: type[np.floating] = np.float32
+) -> np.ndarray:
     """Mean power of each full, non-overlapping ``frame_len`` frame: (..., T) -> (..., T // frame_len).
 
-    float32 math (ample for levels in dB); works on a batch of signals at once. A partial tail frame
-    is dropped.
+    float32 math by default (ample for levels in dB; curation's SNR estimators ask for float64);
+    works on a batch of signals at once. A partial tail frame is dropped.
     """
     n = signal.shape[-1] // frame_len
-    frames = np.asarray(signal[..., : n * frame_len], dtype=np.float32)
+    frames = np.asarray(signal[..., : n * frame_len], dtype=dtype)
     frames = frames.reshape(*signal.shape[:-1], n, frame_len)
-    return np.einsum("...ij,...ij->...i", frames, frames) / np.float32(frame_len)
+    return np.einsum("...ij,...ij->...i", frames, frames) / dtype(frame_len)
 
 
 def mask_from_powers(powers: np.ndarray, *, threshold_db: float, floor_db: float) -> np.ndarray:
