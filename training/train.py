@@ -138,6 +138,18 @@ def tensorboard_available() -> bool:
     return any(importlib.util.find_spec(m) is not None for m in ("tensorboard", "tensorboardX"))
 
 
+def check_accelerator(trainer: TrainerConfig) -> None:
+    """Raise :class:`ConfigError` when ``trainer.accelerator`` asks for a GPU that torch cannot
+    see (Lightning would stop later with a traceback)."""
+    gpu = trainer.accelerator in (Accelerator.GPU, Accelerator.CUDA)
+    if gpu and not torch.cuda.is_available():
+        raise ConfigError(
+            f"is {trainer.accelerator}, but torch sees no CUDA GPU on this machine; use auto "
+            "(a GPU when there is one, else the CPU) or cpu",
+            "trainer.accelerator",
+        )
+
+
 def resolve_precision(trainer: TrainerConfig) -> str:
     """``auto`` -> ``16-mixed`` when training on a CUDA GPU, else ``32-true``."""
     if trainer.precision != Precision.AUTO:
@@ -280,6 +292,7 @@ def train(
     warning) instead of stopping with :class:`training.data.DataError`."""
     cfg = resolve_visual_input(cfg, find_resume_checkpoint(cfg, resume))
     check_face_stream(cfg)
+    check_accelerator(cfg.trainer)
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_resolved_config(cfg, str(out / "config" / "train.yaml"))

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
 import yaml
 
 from avforge.testing.training_corpus import build_two_speaker_corpus, tiny_train_dict
@@ -67,3 +69,16 @@ def test_a_face_stream_the_model_does_not_read_is_a_config_error(tmp_path: Path)
         "audio-only model); leave it out: training sets it from the model"
     ]
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU: the value works")
+def test_a_gpu_accelerator_without_a_gpu_is_a_config_error(tmp_path: Path) -> None:
+    """``trainer.accelerator: gpu`` validated, then failed inside Lightning with a traceback."""
+    corpus = build_two_speaker_corpus(tmp_path / "corpus")
+    cfg = tiny_train_dict(tmp_path / "run", corpus, steps=1, trainer={"accelerator": "gpu"})
+    proc = _train(tmp_path, cfg)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "error: trainer.accelerator: is gpu, but torch sees no CUDA GPU on this machine; use auto "
+        "(a GPU when there is one, else the CPU) or cpu"
+    ]
