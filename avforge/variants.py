@@ -63,8 +63,7 @@ from avforge.core import assets
 from avforge.core.config import check_choice, check_range
 from avforge.core.media import FPS
 from avforge.core.media import SAMPLE_RATE_HZ as AUDIO_RATE_HZ
-from avforge.core.signal import SilentSignalError, noise_gain_for_snr
-from avforge.synth.audio import ACTIVE_RANGE_DB, FRAME_FLOOR_DB, FRAME_S, SILENT_BELOW_DB
+from avforge.synth.audio import noise_gain_for_snr
 from manifests.schema import RejectReason
 
 TIMEOUT_S = 300.0
@@ -334,19 +333,12 @@ def noise_gain(speech: np.ndarray, noise: np.ndarray, snr_db: float, sample_rate
     """Amplitude gain for ``noise`` such that the active-speech power of ``speech`` (20 ms frames
     within 35 dB of the loudest, as :func:`avforge.synth.audio.active_power`) over the mean power of
     ``gain * noise`` is ``snr_db`` (:func:`avforge.core.signal.noise_gain_for_snr` with the generator's
-    range). Raises :class:`ValueError` for silent speech or noise."""
-    try:
-        return noise_gain_for_snr(
-            np.asarray(speech, np.float32),
-            noise,
-            snr_db,
-            frame_len=round(FRAME_S * sample_rate_hz),
-            threshold_db=-ACTIVE_RANGE_DB,
-            floor_db=SILENT_BELOW_DB,
-            frame_floor_db=FRAME_FLOOR_DB,
-        )
-    except SilentSignalError:
-        raise ValueError("cannot set an SNR with silent speech or silent noise") from None
+    range, :func:`avforge.synth.audio.noise_gain_for_snr`). Raises :class:`ValueError` for silent
+    speech or noise."""
+    gain = noise_gain_for_snr(np.asarray(speech, np.float32), noise, snr_db, sample_rate_hz)
+    if not gain > 0.0:
+        raise ValueError("cannot set an SNR with silent speech or silent noise")
+    return gain
 
 
 def _peak_guard(x: np.ndarray) -> np.ndarray:
