@@ -18,6 +18,7 @@ from typer.testing import CliRunner
 
 import manifests
 from avforge.cli import app
+from avforge.core import assets as bundled
 from avforge.core.cluster import ClusterConfig, ClusterType
 from avforge.core.config import config_from_dict
 from avforge.testing.corpus import ASSETS, build_corpus
@@ -251,7 +252,7 @@ def test_mixing_verbs_take_a_url_as_scaling_md_says(remote_corpus, tmp_path, mon
     assert memory.exists(f"/{root.split('://')[1]}/bank/config/rirs_build.yaml")
     noise_dir = tmp_path / "noise"
     noise_dir.mkdir()
-    assets = Path(__file__).parents[1] / "avforge" / "assets" / "audio"
+    assets = bundled.AUDIO_DIR
     shutil.copy(assets / "guitar_16k.wav", noise_dir)
     run = runner.invoke(app, ["noises", "add", str(noise_dir), "--out", f"{root}/bank"])
     assert run.exit_code == 0, run.output

@@ -16,13 +16,14 @@ import pytest
 from scipy.signal import correlate
 
 from avforge import variants as V
+from avforge.core import assets
 from avforge.synth.audio import active_power
 
 RATE = V.AUDIO_RATE_HZ
 SOURCE = V.bundled_clip("retalking_face4")  # 6.64 s: not a whole number of AAC frames
 OTHER = V.bundled_clip("retalking_face5")  # 4.88 s: looped under the 6.64 s source
 RIGHT = V.bundled_clip("portrait_2")
-NOISE = Path(V.__file__).parent / "assets" / "audio" / "doing_the_dishes.wav"
+NOISE = assets.audio_path(assets.NOISES["kitchen"].file)
 SHIFTS_S = (0.5, -0.3)
 SNR_DB = 5.0
 FAST = V.EncodeConfig(preset="ultrafast")

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from avforge.core import assets
 from curation.decode import decode_audio
 from curation.fingerprint import DuplicateIndex, fingerprint, match, source_fingerprint
 
-VIDEO = Path(__file__).parents[2] / "avforge" / "assets" / "video"
+VIDEO = assets.VIDEO_DIR
 TALKS = ["hdtf_katie_hill", "hdtf_ed_markey", "hdtf_amy_klobuchar", "hdtf_alexandria_ocasio_cortez"]
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from avforge.core import assets
 from avforge.core.config import ConfigError
 from curation.music import (
     MUSIC_CLASS,
@@ -24,7 +25,7 @@ from curation.snr import CALIBRATED_MUSIC_THRESHOLD, SnrConfig
 from manifests.schema import RejectReason
 
 DATA = Path(__file__).parents[1] / "data"
-ASSETS = Path(__file__).parents[2] / "avforge" / "assets" / "audio"
+ASSETS = assets.AUDIO_DIR
 RATE = 16000
 
 

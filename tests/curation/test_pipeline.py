@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pyarrow.compute as pc
@@ -14,6 +13,7 @@ import pytest
 import yaml
 
 import manifests
+from avforge.core import assets as bundled
 from avforge.core.cluster import ClusterConfig, ClusterType, LocalClusterConfig
 from avforge.synth import Scenario, load_truth, section, serve_folder
 from avforge.synth import SectionKind as K
@@ -257,7 +257,7 @@ def test_insightface_backend_exports_embeddings(tmp_path):
     from tests.helpers.faces_onnx import EMBED_DIM, arcface_reference, tiny_pack
 
     pack = tiny_pack(tmp_path / "models_root")
-    assets = Path(__file__).resolve().parents[2] / "avforge" / "assets" / "audio"
+    assets = bundled.AUDIO_DIR
     speech = np.concatenate(
         [sf.read(assets / f"cmu_arctic_us_aew_a000{i}.wav", dtype="float32")[0] for i in (1, 2, 3)]
     )

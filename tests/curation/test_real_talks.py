@@ -17,6 +17,7 @@ import pytest
 
 import manifests
 from avforge import variants
+from avforge.core import assets
 from avforge.core.cluster import ClusterConfig, ClusterType
 from curation.calibrate_speaker import bundled_babble
 from curation.config import CurateConfig, RunConfig
@@ -27,7 +28,7 @@ from curation.windows import analyse
 
 SYNC = ClusterConfig(type=ClusterType.SYNCHRONOUS)
 CFG = CurateConfig(run=RunConfig(progress=False))
-ASSETS = Path(variants.__file__).parent / "assets" / "audio"
+ASSETS = assets.AUDIO_DIR
 HELDOUT_MUSIC = Path(__file__).parents[1] / "data" / "music" / "monkeys_spinning_monkeys_10s.flac"
 """Real stock music the music threshold was not chosen on (tests/data/music/PROVENANCE.md)."""
 TALKS = ("hdtf_amy_klobuchar", "hdtf_ed_markey", "retalking_face4")
