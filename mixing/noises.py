@@ -35,6 +35,7 @@ import soundfile
 from avforge.core.config import check_range
 from avforge.core.ids import hash_split
 from avforge.core.signal import resample as resample
+from manifests import read_noises
 from manifests.io import media_file, shard_path, write_records
 from manifests.media import MediaRecord, write_media_shard
 from manifests.schema import NoiseKind, NoiseRecord, Split
@@ -175,8 +176,10 @@ def add_noises(
 ) -> NoiseAddResult:
     """Register the recordings named by ``source`` (folder, list file, or list of origins) in ``out``.
 
-    ``split`` / ``kind`` force one split / kind for all of them (else by hash / by folder name).
-    Returns the records written (sorted by id) and the inputs that failed.
+    ``split`` / ``kind`` force one split / kind for all of them (else by hash / by folder name). A
+    recording already registered in ``out`` (the same ``noise_id``) keeps the split stored in its row
+    unless ``split`` is given, so registering an overlapping set again never moves a recording into a
+    second split. Returns the records written (sorted by id) and the inputs that failed.
 
     Example::
 
@@ -206,6 +209,7 @@ def add_noises(
     media = [media[i] for i in order]
     pending = [pending[i] for i in order]
     shard = "noises-" + hashlib.sha1("\n".join(p[0] for p in pending).encode()).hexdigest()[:10]
+    stored = stored_splits(out)
     write_media_shard(shard_path(out, "media", shard), media)
     records = [
         NoiseRecord(
@@ -215,6 +219,7 @@ def add_noises(
             sample_rate_hz=config.sample_rate_hz,
             num_samples=n,
             split=split
+            or stored.get(noise_id)
             or split_of(
                 noise_id, val_fraction=config.val_fraction, test_fraction=config.test_fraction
             ),
@@ -226,6 +231,13 @@ def add_noises(
     ]
     write_records(out, "noises", shard, records)
     return NoiseAddResult(records, failures)
+
+
+def stored_splits(corpus: str) -> dict[str, Split]:
+    """The split of every recording already registered in ``corpus`` (its ``noises`` rows)."""
+    table = read_noises(corpus)
+    ids, splits = table.column("noise_id").to_pylist(), table.column("split").to_pylist()
+    return {noise_id: Split(s) for noise_id, s in zip(ids, splits, strict=True)}
 
 
 def media_path(corpus: str, media_shard: str) -> str:

@@ -85,6 +85,19 @@ def test_noise_split_is_the_salted_curation_rule(origin, val_fraction, test_frac
     )
 
 
+def test_a_recording_registered_again_keeps_its_stored_split(noise_folder, tmp_path):
+    """Registering an overlapping set used to give a known recording a second row in whatever split
+    the hash says now (a leak across splits); it keeps the split of its first row."""
+    out = tmp_path / "corpus"
+    bike = str(noise_folder / "bike_44k.wav")
+    guitar = str(noise_folder / "music" / "guitar.flac")
+    add_noises([bike], str(out), split=Split.TEST)
+    add_noises([bike, guitar], str(out), NoiseConfig(val_fraction=0.0, test_fraction=0.0))
+    rows = manifests.read_noises(str(out)).to_pylist()
+    splits = {(r["origin"].split("/")[-1], r["split"]) for r in rows}
+    assert splits == {("bike_44k.wav", "test"), ("guitar.flac", "train")}
+
+
 def test_url_list_over_loopback_http(noise_folder, tmp_path):
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(noise_folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
