@@ -205,14 +205,28 @@ class ActiveSpeaker:
         self.cfg = cfg
         self.model = model if model is not None else load_lrasd(cfg.weights)
 
-    @torch.inference_mode()
     def score(
         self, faces: np.ndarray, mfcc: np.ndarray, speech: np.ndarray, energy_db: np.ndarray
     ) -> SpeakerScores:
         """One window: ``faces`` uint8 (T, 112, 112), ``mfcc`` (>= ~4T, 13), ``speech`` (T,) bool,
-        ``energy_db`` (T,) the sound's log energy per frame (:func:`frame_energy_db`)."""
+        ``energy_db`` (T,) the sound's log energy per frame (:func:`frame_energy_db`).
+
+        Runs on ``threads`` torch threads and gives the process its own thread count back
+        afterwards (curating in-process must not slow down whatever runs next, e.g. training)."""
+        before = torch.get_num_threads()
+        if before != self.cfg.threads:
+            torch.set_num_threads(self.cfg.threads)
+        try:
+            return self._score(faces, mfcc, speech, energy_db)
+        finally:
+            if torch.get_num_threads() != before:
+                torch.set_num_threads(before)
+
+    @torch.inference_mode()
+    def _score(
+        self, faces: np.ndarray, mfcc: np.ndarray, speech: np.ndarray, energy_db: np.ndarray
+    ) -> SpeakerScores:
         cfg = self.cfg
-        torch.set_num_threads(cfg.threads)
         t = len(faces)
         mf = window_mfcc(np.asarray(mfcc, np.float32), t)
         near, far = cfg.near_frames, cfg.far_frames

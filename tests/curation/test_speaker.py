@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from avforge import variants
 from avforge.core.config import ConfigError
@@ -144,6 +145,19 @@ def test_frame_energy_and_correlation_known_answers():
     assert correlation(x, 2 * x + 1) == pytest.approx(1.0)
     assert correlation(x, -x) == pytest.approx(-1.0)
     assert correlation(x, np.ones(4)) == 0.0 and correlation(np.zeros(0), np.zeros(0)) == 0.0
+
+
+def test_scoring_gives_the_process_its_thread_count_back(katie, speaker):
+    """Scoring used to leave torch on ``speaker.threads`` (1) for the rest of the process, so a
+    training run after in-process curation ran on one thread."""
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        faces, mfcc, energy = katie
+        speaker.score(faces[:25], mfcc[:100], np.ones(25, bool), energy[:25])
+        assert speaker.cfg.threads == 1 and torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_a_still_face_over_real_speech_is_not_speaking(katie, speaker):
