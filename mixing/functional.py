@@ -37,6 +37,7 @@ from avforge.core.signal import active_frame_mask as active_frame_mask
 from avforge.core.signal import active_power as active_power
 from avforge.core.signal import db_to_amplitude as db_to_amplitude
 from avforge.core.signal import frame_powers as frame_powers
+from avforge.core.signal import gain_for_ratio as gain_for_ratio
 from avforge.core.signal import mask_from_powers as mask_from_powers
 from avforge.core.signal import masked_power as masked_power
 from avforge.core.signal import power_ratio_db as power_ratio_db
@@ -146,16 +147,6 @@ def istft(spec: torch.Tensor, num_samples: int) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------- levels
-
-
-def gain_for_ratio(reference_power: float, other_power: float, ratio_db: float) -> float:
-    """Amplitude gain for ``other`` so that ``reference / (gain² other)`` is ``ratio_db`` dB.
-
-    Use it for an SNR (other = noise) or an SIR (other = interfering speaker).
-    """
-    if other_power <= 0.0 or not math.isfinite(other_power):
-        raise SilentSignalError(f"cannot scale a signal of power {other_power} to a ratio")
-    return math.sqrt(reference_power / (other_power * 10.0 ** (ratio_db / 10.0)))
 
 
 # --------------------------------------------------------------------------- crop, place, tile

@@ -175,9 +175,18 @@ def noise_gain_for_snr(
         frame_floor_db=frame_floor_db,
     )
     noise_power = float(np.mean(np.asarray(noise, np.float64) ** 2)) if np.size(noise) else 0.0
-    if noise_power <= 0.0 or not math.isfinite(noise_power):
-        raise SilentSignalError(f"cannot scale a noise of power {noise_power} to an SNR")
-    return math.sqrt(speech_power / (noise_power * 10.0 ** (snr_db / 10.0)))
+    return gain_for_ratio(speech_power, noise_power, snr_db)
+
+
+def gain_for_ratio(reference_power: float, other_power: float, ratio_db: float) -> float:
+    """Amplitude gain for ``other`` so that ``reference / (gain² other)`` is ``ratio_db`` dB.
+
+    Use it for an SNR (other = noise) or an SIR (other = interfering speaker). Raises
+    :class:`SilentSignalError` when ``other_power`` is not a positive finite number.
+    """
+    if other_power <= 0.0 or not math.isfinite(other_power):
+        raise SilentSignalError(f"cannot scale a signal of power {other_power} to a ratio")
+    return math.sqrt(reference_power / (other_power * 10.0 ** (ratio_db / 10.0)))
 
 
 def db_to_amplitude(gain_db: float) -> float:
