@@ -189,7 +189,9 @@ def _pipeline(opts: DemoOptions, step: StepRunner, urls: Path, configs: DemoConf
 
     def add_noises() -> None:
         for listing, kind in ((noise, "noise"), (music, "music")):
-            run_verb("noises", "add", str(listing), "--out", corpus, "--kind", kind)
+            run_verb(
+                "noises", "add", str(listing), "--out", corpus, "--kind", kind, "--split", "train"
+            )
 
     step("register the bundled noise and music", add_noises)
     step(

@@ -9,8 +9,9 @@ soundfile cannot read), down-mixed to mono, resampled to ``sample_rate_hz`` and 
 Output, in corpus folder ``out``: one media shard ``media/noises-<hash>.arrow`` (PCM16) and one manifest
 shard ``noises/noises-<hash>.arrow`` of :class:`manifests.NoiseRecord`. The hash covers the sorted
 noise ids, so registering the same inputs again rewrites the same shard (idempotent). A recording's
-``noise_id`` is derived from its origin (stable across reruns) and its split from a salted hash of that
-id (:func:`split_of`: curation's rule, :func:`avforge.core.ids.hash_split`, with salt
+``noise_id`` is its file name (slugged) plus a hash of its bytes, so the same file has the same id, and
+the same split, wherever it lives (another checkout, mount point or URL); its split is a salted hash of
+that id (:func:`split_of`: curation's rule, :func:`avforge.core.ids.hash_split`, with salt
 :data:`NOISE_SPLIT_SALT`), so a recording is entirely in one of train / val / test, never split across
 them. The split is stored in the recording's manifest row and read from there, never recomputed.
 
@@ -107,11 +108,12 @@ def kind_of(origin: str, default: NoiseKind) -> NoiseKind:
     return default
 
 
-def noise_id_of(origin: str) -> str:
-    """Stable id: the file stem (slugged) plus a hash of the full origin."""
+def noise_id_of(origin: str, data: bytes) -> str:
+    """Stable id: the file stem (slugged) plus a hash of the file's bytes, not of its location (a
+    hash of the path gave the same recording other ids, and other splits, on other machines)."""
     stem = posixpath.splitext(posixpath.basename(origin.rstrip("/")))[0]
     slug = re.sub(r"[^A-Za-z0-9]+", "-", stem).strip("-").lower()[:40] or "noise"
-    return f"{slug}-{hashlib.sha1(origin.encode()).hexdigest()[:8]}"
+    return f"{slug}-{hashlib.sha1(data).hexdigest()[:8]}"
 
 
 def split_of(noise_id: str, *, val_fraction: float, test_fraction: float) -> Split:
@@ -153,10 +155,14 @@ def decode_audio(data: bytes, sample_rate_hz: int) -> np.ndarray:
     return resample(samples.mean(axis=1), int(rate), sample_rate_hz)
 
 
-def load_noise(origin: str, config: NoiseConfig) -> np.ndarray:
-    """Read, decode, resample and truncate one recording."""
+def read_bytes(origin: str) -> bytes:
+    """The encoded bytes of one recording (any fsspec URL)."""
     with fsspec.open(origin, "rb") as fh:
-        data = fh.read()
+        return fh.read()
+
+
+def load_noise(data: bytes, config: NoiseConfig) -> np.ndarray:
+    """Decode, resample and truncate one recording's bytes."""
     if not data:
         raise NoiseDecodeError("empty file")
     samples = decode_audio(data, config.sample_rate_hz)
@@ -191,16 +197,22 @@ def add_noises(
     media: list[MediaRecord] = []
     pending: list[tuple[str, str, int]] = []
     failures: list[NoiseFailure] = []
+    seen: dict[str, str] = {}
     for origin in origins:
         try:
-            samples = load_noise(origin, config)
+            data = read_bytes(origin)
+            samples = load_noise(data, config)
         except (OSError, NoiseDecodeError, subprocess.TimeoutExpired) as exc:
             failures.append(NoiseFailure(origin, f"{type(exc).__name__}: {exc}".splitlines()[0]))
             continue
         if samples.shape[0] < config.min_duration_s * config.sample_rate_hz:
             failures.append(NoiseFailure(origin, f"shorter than {config.min_duration_s} s"))
             continue
-        noise_id = noise_id_of(origin)
+        noise_id = noise_id_of(origin, data)
+        if noise_id in seen:
+            failures.append(NoiseFailure(origin, f"the same recording as {seen[noise_id]}"))
+            continue
+        seen[noise_id] = origin
         media.append(MediaRecord.from_audio(noise_id, samples, config.sample_rate_hz))
         pending.append((noise_id, origin, samples.shape[0]))
     if not media:

@@ -5,7 +5,7 @@
 - ``dask_cluster.yaml``: a LocalCluster of 2 single-threaded worker processes;
 - ``curate.yaml``: curation defaults, except that every source goes to the ``train`` split (the demo
   corpus has a handful of sources, one speaker each: too few to hold speakers out);
-- ``rirs.yaml``: a few rooms, all in ``train``;
+- ``rirs.yaml``: a few rooms, all in ``train`` (so are the bundled noises: ``noises add --split train``);
 - ``mixing_eval.yaml``: the frozen evaluation set (2 clean speakers, 1 s, training clips, another seed
   than training's, so other pairings, crops and gains than the models were trained on);
 - ``mixing_examples.yaml``: 2 speakers + noise in reverberant rooms, to render and listen to;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import http.server
 import threading
 
@@ -62,27 +63,58 @@ def test_folder_of_noises_is_resampled_kinded_and_split_by_recording(noise_folde
 
 
 @pytest.mark.parametrize(
-    ("origin", "val_fraction", "test_fraction", "expected"),
+    ("noise_id", "val_fraction", "test_fraction", "expected"),
     [
         # u = split_fraction(noise_id, "noise"); test is [0, test_fraction), val the next val_fraction
-        ("x.wav", 0.1, 0.1, Split.TEST),  # x-bc3bae0a, u = 0.0104
-        ("z.wav", 0.1, 0.1, Split.VAL),  # z-674c6832, u = 0.1188
-        ("z.wav", 0.3, 0.3, Split.TEST),
-        ("noises/exercise_bike.wav", 0.1, 0.1, Split.VAL),  # u = 0.1903
-        ("noises/exercise_bike.wav", 0.3, 0.3, Split.TEST),
-        ("street.wav", 0.3, 0.3, Split.TEST),  # u = 0.2122
-        ("noises/music/guitar_16k.wav", 0.3, 0.3, Split.TRAIN),  # u = 0.8074
-        ("babble/party.wav", 0.1, 0.1, Split.TRAIN),  # u = 0.8638 (val under the old unsalted rule)
-        ("x.wav", 0.0, 0.0, Split.TRAIN),
+        ("x-bc3bae0a", 0.1, 0.1, Split.TEST),  # u = 0.0104
+        ("z-674c6832", 0.1, 0.1, Split.VAL),  # u = 0.1188
+        ("z-674c6832", 0.3, 0.3, Split.TEST),
+        ("exercise-bike-b6b3bf1a", 0.1, 0.1, Split.VAL),  # u = 0.1903
+        ("exercise-bike-b6b3bf1a", 0.3, 0.3, Split.TEST),
+        ("street-edd1db35", 0.3, 0.3, Split.TEST),  # u = 0.2122
+        ("guitar-16k-e33379f2", 0.3, 0.3, Split.TRAIN),  # u = 0.8074
+        ("party-532c1e5b", 0.1, 0.1, Split.TRAIN),  # u = 0.8638 (val under the old unsalted rule)
+        ("x-bc3bae0a", 0.0, 0.0, Split.TRAIN),
     ],
 )
-def test_noise_split_is_the_salted_curation_rule(origin, val_fraction, test_fraction, expected):
-    noise_id = noise_id_of(origin)
+def test_noise_split_is_the_salted_curation_rule(noise_id, val_fraction, test_fraction, expected):
     split = split_of(noise_id, val_fraction=val_fraction, test_fraction=test_fraction)
     assert split == expected
     assert split == hash_split(
         noise_id, val_ratio=val_fraction, test_ratio=test_fraction, salt=NOISE_SPLIT_SALT
     )
+
+
+def test_noise_id_is_the_file_name_and_a_hash_of_its_bytes():
+    data = b"some encoded audio"
+    digest = hashlib.sha1(data).hexdigest()[:8]
+    assert noise_id_of("/a/b/Exercise Bike.wav", data) == f"exercise-bike-{digest}"
+    assert noise_id_of("https://host/x/exercise_bike.wav?dl=1", data).endswith(digest)
+    assert noise_id_of("/a/b/exercise_bike.wav", data + b"!") != f"exercise-bike-{digest}"
+
+
+def test_the_same_recording_gets_one_id_and_split_wherever_it_lives(noise_folder, tmp_path):
+    """The id used to hash the path, so the bundled noises landed in other splits on another
+    checkout (CI's demo found no train noise). Now a copy elsewhere gets the same id and split, and
+    a second copy in the same call is reported, not registered twice."""
+    copy = tmp_path / "elsewhere" / "deeper"
+    copy.mkdir(parents=True)
+    (copy / "bike_44k.wav").write_bytes((noise_folder / "bike_44k.wav").read_bytes())
+    config = NoiseConfig(val_fraction=0.3, test_fraction=0.3)
+    first = add_noises([str(noise_folder / "bike_44k.wav")], str(tmp_path / "a"), config)
+    second = add_noises([str(copy / "bike_44k.wav")], str(tmp_path / "b"), config)
+    assert [(r.noise_id, r.split) for r in first.records] == [
+        (r.noise_id, r.split) for r in second.records
+    ]
+    both = add_noises(
+        [str(noise_folder / "bike_44k.wav"), str(copy / "bike_44k.wav")],
+        str(tmp_path / "c"),
+        config,
+    )
+    assert [r.origin for r in both.records] == [str(noise_folder / "bike_44k.wav")]
+    assert [f.reason for f in both.failures] == [
+        f"the same recording as {noise_folder / 'bike_44k.wav'}"
+    ]
 
 
 def test_a_recording_registered_again_keeps_its_stored_split(noise_folder, tmp_path):
