@@ -3,7 +3,13 @@
 All functions take waveforms at 16 kHz: estimates and targets (B, n, num_samples), the mixture
 (B, num_samples), and return per-source values (B, n) as float64 numpy arrays or tensors:
 
-- SDR is BSS-eval's (distortion filter of 512 taps, as the AVSpeech paper reports), via torchmetrics;
+- SDR is BSS-eval's (distortion filter of 512 taps, as the AVSpeech paper reports), computed here in
+  float64 numpy with torchmetrics' conventions (zero mean, unit norm, FFT correlations, Toeplitz
+  system). It used to call torchmetrics, whose ``torch.linalg.solve`` fails in this torch / oneMKL
+  build whenever torch runs on more than one thread ("Pivots given to lu_solve must all be greater or
+  equal to 1"), so validation and ``avforge evaluate`` failed on multi-core machines. A silent target
+  gives NaN (SDR is undefined), a silent estimate -inf, an exact estimate about 160 dB (float64's
+  limit) instead of NaN;
 - SI-SDR is scale-invariant SDR (Le Roux et al. 2019);
 - "improvement" is the metric of the estimate minus the metric of the unprocessed mixture against the
   same target;
@@ -21,7 +27,6 @@ import torch
 from pesq import NoUtterancesError, PesqError, pesq
 from pystoi import stoi
 from torch import Tensor
-from torchmetrics.functional.audio import signal_distortion_ratio
 
 from avforge.core.media import SAMPLE_RATE_HZ
 from training.losses import singlesrc_neg_sisdr
@@ -40,11 +45,38 @@ def si_sdr(estimates: Tensor, targets: Tensor) -> Tensor:
     return (-singlesrc_neg_sisdr(est, tgt)).reshape(targets.shape[:-1])
 
 
+SDR_FILTER_TAPS = 512
+"""Length of BSS-eval's distortion filter (the AVSpeech paper's setting)."""
+
+
+def _unit(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    x = x - x.mean(axis=-1, keepdims=True)
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norm, 1e-6), norm[..., 0]
+
+
 def sdr(estimates: Tensor, targets: Tensor) -> Tensor:
-    """BSS-eval SDR in dB (512-tap distortion filter), (B, n, L) x (B, n, L) -> (B, n)."""
+    """BSS-eval SDR in dB (512-tap distortion filter), (B, n, L) x (B, n, L) -> (B, n).
+
+    SDR = 10 log10(c / (1 - c)), c = b^T R^-1 b: R is the Toeplitz autocorrelation of the target's
+    512 shifts, b their cross-correlation with the estimate (both zero-mean, unit-norm)."""
     est, tgt = _flat(estimates, targets)
-    values = signal_distortion_ratio(est.double(), tgt.double(), filter_length=512, zero_mean=True)
-    return values.float().reshape(targets.shape[:-1])
+    e, _ = _unit(est.double().numpy())
+    t, t_norm = _unit(tgt.double().numpy())
+    taps = SDR_FILTER_TAPS
+    n_fft = 1 << (2 * t.shape[-1] - 2).bit_length()
+    t_fft, e_fft = np.fft.rfft(t, n=n_fft), np.fft.rfft(e, n=n_fft)
+    r_0 = np.fft.irfft(np.abs(t_fft) ** 2, n=n_fft)[:, :taps]
+    b = np.fft.irfft(t_fft.conj() * e_fft, n=n_fft)[:, :taps]
+    silent = t_norm <= 1e-6
+    r_0[silent, 0] = 1.0  # any regular system: the rows are NaN below
+    lags = np.abs(np.arange(taps)[:, None] - np.arange(taps)[None, :])
+    h = np.linalg.solve(r_0[:, lags], b[..., None])[..., 0]
+    coh = np.minimum(np.einsum("bl,bl->b", b, h), np.nextafter(1.0, 0.0))
+    with np.errstate(divide="ignore"):
+        values = 10.0 * np.log10(coh / (1.0 - coh))
+    values[silent] = np.nan
+    return torch.from_numpy(values).float().reshape(targets.shape[:-1])
 
 
 def _mixture_like(mixture: Tensor, targets: Tensor) -> Tensor:
