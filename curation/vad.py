@@ -178,8 +178,12 @@ def webrtc_decisions(
 
 @functools.cache
 def _silero_model() -> Any:
-    from silero_vad import load_silero_vad
+    import torch
 
+    threads = torch.get_num_threads()
+    from silero_vad import load_silero_vad  # its import calls torch.set_num_threads(1)
+
+    torch.set_num_threads(threads)  # give the process its thread count back
     with warnings.catch_warnings():  # silero_vad uses importlib.resources.path (deprecated)
         warnings.simplefilter("ignore", DeprecationWarning)
         return load_silero_vad(onnx=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -77,6 +79,25 @@ def test_silero_second_opinion_rejects_kitchen_noise_and_music_but_keeps_speech(
     audio, end_s = _padded(ARCTIC[1], np.random.default_rng(5))
     act = detect_speech(audio, 16000, cfg)
     assert act.ratio(LEAD_S, end_s) > 0.9 and act.ratio(0.0, LEAD_S - 0.1) == 0.0
+
+
+def test_loading_silero_leaves_torch_threads_alone():
+    """silero-vad's import sets torch to one thread for the whole process; everything run after
+    in-process curation with ``vad.use_silero`` (a training run, the learning test) then ran on one."""
+    import torch
+
+    from curation.vad import _silero_model
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        _silero_model.cache_clear()
+        sys.modules.pop("silero_vad.model", None)  # so that its import runs again
+        sys.modules.pop("silero_vad", None)
+        _silero_model()
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_smoothing_fills_short_gaps_drops_blips_and_extends():
