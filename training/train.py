@@ -23,10 +23,12 @@ unless ``allow_corpus_change`` (``--allow-corpus-change``).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import logging
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning.pytorch as pl
@@ -279,6 +281,21 @@ def find_resume_checkpoint(cfg: TrainConfig, resume: str | Path | None) -> Path 
     return path
 
 
+@contextlib.contextmanager
+def _deterministic_algorithms(on: bool) -> Iterator[None]:
+    """``torch.use_deterministic_algorithms(on)`` for one run, then the process's setting back:
+    torch keeps it process-wide, and Lightning's ``Trainer(deterministic=True)`` sets it too, so a
+    deterministic run used to leave it on for whatever the process did next."""
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    if on:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
 def train(
     cfg: TrainConfig,
     resume: str | Path | None = "auto",
@@ -297,17 +314,16 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     write_resolved_config(cfg, str(out / "config" / "train.yaml"))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    if cfg.trainer.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    system = SeparationSystem.from_configs(
-        cfg.model, cfg.loss, cfg.optim, resolved_config=config_to_dict(cfg)
-    )
-    datamodule = SeparationDataModule(
-        cfg.data, face_stream_for(cfg), allow_corpus_change=allow_corpus_change
-    )
-    trainer = build_trainer(cfg, extra_callbacks)
-    ckpt = find_resume_checkpoint(cfg, resume)
-    trainer.fit(system, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
+    with _deterministic_algorithms(cfg.trainer.deterministic):
+        system = SeparationSystem.from_configs(
+            cfg.model, cfg.loss, cfg.optim, resolved_config=config_to_dict(cfg)
+        )
+        datamodule = SeparationDataModule(
+            cfg.data, face_stream_for(cfg), allow_corpus_change=allow_corpus_change
+        )
+        trainer = build_trainer(cfg, extra_callbacks)
+        ckpt = find_resume_checkpoint(cfg, resume)
+        trainer.fit(system, datamodule=datamodule, ckpt_path=str(ckpt) if ckpt else None)
     model_path = out / "model.pt"
     if trainer.is_global_zero:
         save_model(system.model, model_path, crop_size_px=datamodule.crop_size_px())

@@ -58,7 +58,9 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
 def test_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(corpus, tmp_path, kind) -> None:
     """6 steps straight vs 3 steps, stop, resume to 6 (crossing an epoch of 4 steps; the resumed run
     even uses 2 loader workers): identical weights, bit for bit."""
+    assert not torch.are_deterministic_algorithms_enabled()
     straight = train(_config(tmp_path / "a", corpus, steps=6, workers=0, kind=kind), resume=None)
+    assert not torch.are_deterministic_algorithms_enabled()  # the run's setting, not the process's
     first = train(_config(tmp_path / "b", corpus, steps=3, workers=0, kind=kind))
     assert first.global_step == 3 and first.resumed_from is None
     resumed = train(_config(tmp_path / "b", corpus, steps=6, workers=2, kind=kind))
