@@ -15,12 +15,14 @@ All functions take waveforms at 16 kHz: estimates and targets (B, n, num_samples
   same target;
 - PESQ is wide-band PESQ (ITU-T P.862.2) from the ``pesq`` package; signals it cannot score (no
   utterance detected, too short) give NaN, counted in :class:`MetricSummary`;
-- STOI is from ``pystoi`` (classic, not extended).
+- STOI is from ``pystoi`` (classic, not extended); a signal too short to score after pystoi drops its
+  silent frames gives NaN (pystoi itself returns 1e-5), counted like PESQ's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import torch
@@ -107,8 +109,17 @@ def pesq_wb(estimate: np.ndarray, target: np.ndarray) -> float:
 
 
 def stoi_score(estimate: np.ndarray, target: np.ndarray) -> float:
-    """STOI (0..1) of one 16 kHz signal."""
-    return float(stoi(target.astype(np.float64), estimate.astype(np.float64), SAMPLE_RATE_HZ))
+    """STOI (0..1) of one 16 kHz signal; NaN when it cannot be scored: fewer than 30 frames (384 ms)
+    of the target are left after pystoi drops its silent frames. pystoi then warns and returns
+    1e-5, a number that looks like a score and pulled STOI means down."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = float(stoi(target.astype(np.float64), estimate.astype(np.float64), SAMPLE_RATE_HZ))
+    if any("Not enough STFT frames" in str(w.message) for w in caught):
+        return float("nan")
+    for w in caught:  # anything else pystoi says still reaches the user
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return value
 
 
 @dataclasses.dataclass(frozen=True)

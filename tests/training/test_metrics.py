@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,17 @@ def test_pesq_and_stoi_of_real_speech_against_itself_and_under_noise():
     noisy = x + noise * np.sqrt(np.mean(x**2) / np.mean(noise**2))
     assert metrics.pesq_wb(noisy, x) < 1.5
     assert metrics.stoi_score(noisy, x) < 0.85
+
+
+def test_stoi_of_a_signal_too_short_to_score_is_nan_not_pystois_sentinel():
+    """pystoi needs 30 frames (384 ms) of target speech after dropping silent frames; with fewer it
+    warns and returns 1e-5. Real speech cut to 0.3 s gives NaN here, quietly; 1 s scores normally."""
+    x, _ = sf.read(sorted(SPEECH.glob("*.flac"))[0], dtype="float32")
+    speech = x[np.argmax(np.abs(x) > 0.05) :]  # from the first loud sample on
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert math.isnan(metrics.stoi_score(speech[: int(0.3 * SR)], speech[: int(0.3 * SR)]))
+        assert metrics.stoi_score(speech[:SR], speech[:SR]) == pytest.approx(1.0, abs=1e-3)
     assert math.isnan(metrics.pesq_wb(np.zeros_like(x), np.zeros_like(x)))
 
 
