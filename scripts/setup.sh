@@ -35,9 +35,13 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install -q --upgrade "pip>=24" >/dev/null
+# setuptools >= 77 reads pyproject's SPDX `license` string; the editable install below uses the venv's.
+"$VENV/bin/python" -m pip install -q "setuptools>=77"
 # torch first and exactly: anything that lets pip choose torch pulls a multi-GB CUDA build.
 "$VENV/bin/python" -m pip install -q "torch==2.13.0"
 "$VENV/bin/python" -m pip install -q -r requirements.lock
-"$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
+# Quiet: setuptools warns on every editable install that top-level folders named like packages
+# (curation/, mixing/, ...) may shadow them; that layout is the project's, on purpose.
+PYTHONWARNINGS=ignore "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
 "$VENV/bin/python" -c "import avforge, curation, mixing, training, manifests" 
 echo "setup: ok ($("$VENV/bin/python" --version), $(ffmpeg -version | head -n1 | cut -d' ' -f1-3))"
