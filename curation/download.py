@@ -534,9 +534,30 @@ _PACE_DIR: dict[str, str] = {}
 _PACE_LOCK = threading.Lock()
 _HELD = threading.local()
 
+PACE_PREFIX = ".pace-"
+"""Name prefix of a worker's pacing folder, ``<run scratch>/.pace-<pid>/``."""
+
+
+def pace_in(run_dir: str) -> None:
+    """Pace this process's fetches (and its pooled fetch children's) with slots in
+    ``<run_dir>/.pace-<pid>/``: curation passes its run's scratch folder, removed with the run.
+    Without it the slots are in a temporary folder removed at exit, which a killed Dask worker never
+    reaches: every curation run used to leave empty ``/tmp/avforge-pace-*`` folders behind."""
+    run_dir = os.path.abspath(run_dir)
+    with _PACE_LOCK:
+        folder = _PACE_DIR.get("dir")
+        if folder is None or os.path.dirname(folder) != run_dir or not os.path.isdir(folder):
+            folder = os.path.join(run_dir, f"{PACE_PREFIX}{os.getpid()}")
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as exc:
+                raise StorageError(f"cannot make the pacing folder {folder}: {exc}") from exc
+            _PACE_DIR["dir"] = folder
+
 
 def _pace_dir() -> str:
-    """This worker process's folder of pacing slots (shared with its fetch children)."""
+    """This worker process's folder of pacing slots (shared with its fetch children): the one
+    :func:`pace_in` chose, else a temporary one removed at exit (a fetch outside a run)."""
     with _PACE_LOCK:
         folder = _PACE_DIR.get("dir")
         if folder is None or not os.path.isdir(folder):

@@ -51,6 +51,7 @@ from avforge.core.config import write_resolved_config
 from avforge.core.errors import StorageError, SystemicError, one_line
 from avforge.core.files import is_local
 from curation.config import CurateConfig
+from curation.download import PACE_PREFIX
 from curation.process import failed_record
 from curation.sources import Source
 from curation.tasks import TaskResult, curate_task, write_failed
@@ -297,7 +298,7 @@ def _keep_downloads(folder: str, base: str) -> None:
     """Move the run's fetched files (``<run>/<source_id>/``) to ``<base>/<source_id>/`` (kept)."""
     for name in os.listdir(folder):
         path = os.path.join(folder, name)
-        if name in (_DASK, _LOCK) or not os.path.isdir(path):
+        if name in (_DASK, _LOCK) or name.startswith(PACE_PREFIX) or not os.path.isdir(path):
             continue
         with contextlib.suppress(OSError):  # already kept by another run: keep that one
             os.rename(path, os.path.join(base, name))

@@ -39,7 +39,7 @@ from curation.config import CurateConfig
 from curation.decode import (
     MediaError,
 )
-from curation.download import Downloaded, DownloadError, fetch_isolated
+from curation.download import Downloaded, DownloadError, fetch_isolated, pace_in
 from curation.export import build_outputs
 from curation.faces import load_detector
 from curation.sources import Source
@@ -89,6 +89,7 @@ def _locate(source: Source, cfg: CurateConfig, scratch: Path) -> tuple[str, Down
         section = None
         if source.has_hint:
             section = (float(source.hint_start_s), float(source.hint_end_s))  # type: ignore[arg-type]
+        pace_in(str(scratch.parent))  # the run's scratch folder
         got = fetch_isolated(
             source.url,
             str(scratch),

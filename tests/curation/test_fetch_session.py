@@ -11,6 +11,7 @@ import itertools
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,7 @@ from avforge.core.errors import SystemicError
 from avforge.synth.serve import LoopbackServer
 from curation.config import load_curate_config
 from curation.download import (
+    PACE_PREFIX,
     DownloadConfig,
     bundled_deno,
     download_gap_s,
@@ -31,6 +33,7 @@ from curation.download import (
     fetch_isolated,
     js_runtime_option,
     js_runtime_status,
+    pace_in,
     ytdlp_options,
 )
 
@@ -316,6 +319,22 @@ def test_requests_are_spaced_across_the_fetch_children_of_a_worker(server, tmp_p
     assert len(times) >= 4  # page + media per fetch
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= gap, gaps
+
+
+def test_pacing_slots_live_in_the_run_scratch_folder_not_in_tmp(server, tmp_path):
+    """A curation worker's pacing slots are in ``<run scratch>/.pace-<pid>/``, removed with the run; they
+    were in a ``/tmp/avforge-pace-*`` folder removed at exit, which a killed Dask worker never
+    reaches (45 were left on this machine). The fetch child paces in its parent's folder."""
+    before = set(Path(tempfile.gettempdir()).glob("avforge-pace-*"))
+    cfg = _cfg(sleep_requests_s=0.01)
+    run = tmp_path / "run"
+    pace_in(str(run))  # as curation's worker does before it fetches
+    fetch_isolated(server.url("talk.mp4"), str(run / "src-1"), "a", cfg)
+    fetch(server.url("talk.mp4"), str(run / "src-2"), "b", cfg)
+    paces = sorted(p.name for p in run.iterdir() if p.name.startswith(PACE_PREFIX))
+    assert paces == [f"{PACE_PREFIX}{os.getpid()}"]
+    assert {p.name for p in (run / paces[0]).iterdir()} == {"request"}
+    assert set(Path(tempfile.gettempdir()).glob("avforge-pace-*")) == before
 
 
 def test_fetch_starts_keep_the_download_budget(server, tmp_path):

@@ -32,6 +32,7 @@ from avforge.core import files
 from avforge.core.cluster import ClusterConfig, ClusterType, LocalClusterConfig, open_client
 from avforge.synth.serve import serve_folder
 from curation.config import CurateConfig, RunConfig
+from curation.download import PACE_PREFIX
 from curation.pipeline import curate
 from curation.process import failed_record
 from curation.report import write_report
@@ -387,4 +388,5 @@ def test_kept_downloads_outlive_the_runs_scratch_folder(talks_url_list, tmp_path
     assert summary.sources_ok == 1
     kept = corpus / ".work" / source.source_id
     assert [p.suffix for p in kept.iterdir()] == [".mp4"]
+    assert not list((corpus / ".work").glob(f"{PACE_PREFIX}*"))  # pacing slots are not downloads
     _no_run_folders_left(corpus)
