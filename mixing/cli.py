@@ -127,9 +127,11 @@ def noises_add(
         write_resolved_config(cfg, join(str(out), "config", "noises_add.yaml"))
     for r in result.records:
         typer.echo(f"{r.noise_id}\t{r.kind.value}\t{r.split.value}\t{r.duration_s:.1f} s")
+    for k in result.known:
+        typer.echo(f"{k.noise_id}\talready registered ({k.split.value})")
     for f in result.failures:
         typer.echo(f"failed: {f.origin}: {f.reason}", err=True)
-    if not result.records:
+    if not result.records and not result.known:
         fail(f"no recording registered from {source} ({len(result.failures)} failed, listed above)")
 
 

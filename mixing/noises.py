@@ -8,7 +8,8 @@ soundfile cannot read), down-mixed to mono, resampled to ``sample_rate_hz`` and 
 
 Output, in corpus folder ``out``: one media shard ``media/noises-<hash>.arrow`` (PCM16) and one manifest
 shard ``noises/noises-<hash>.arrow`` of :class:`manifests.NoiseRecord`. The hash covers the sorted
-noise ids, so registering the same inputs again rewrites the same shard (idempotent). A recording's
+noise ids of the recordings it registers; a recording already registered in ``out`` is skipped (listed
+as known), so registering the same inputs again writes nothing (idempotent). A recording's
 ``noise_id`` is its file name (slugged) plus a hash of its bytes, so the same file has the same id, and
 the same split, wherever it lives (another checkout, mount point or URL); its split is a salted hash of
 that id (:func:`split_of`: curation's rule, :func:`avforge.core.ids.hash_split`, with salt
@@ -26,7 +27,7 @@ import io
 import posixpath
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import fsspec
@@ -80,9 +81,21 @@ class NoiseFailure:
 
 
 @dataclass(frozen=True)
+class KnownNoise:
+    """An input already registered in the corpus (the same ``noise_id``): its row stands as it is."""
+
+    origin: str
+    noise_id: str
+    split: Split
+
+
+@dataclass(frozen=True)
 class NoiseAddResult:
     records: list[NoiseRecord]
+    """The recordings registered by this call (sorted by id)."""
     failures: list[NoiseFailure]
+    known: list[KnownNoise] = field(default_factory=list)
+    """Inputs that were registered before; nothing was written for them."""
 
 
 class NoiseDecodeError(ValueError):
@@ -183,9 +196,11 @@ def add_noises(
     """Register the recordings named by ``source`` (folder, list file, or list of origins) in ``out``.
 
     ``split`` / ``kind`` force one split / kind for all of them (else by hash / by folder name). A
-    recording already registered in ``out`` (the same ``noise_id``) keeps the split stored in its row
-    unless ``split`` is given, so registering an overlapping set again never moves a recording into a
-    second split. Returns the records written (sorted by id) and the inputs that failed.
+    recording already registered in ``out`` (the same ``noise_id``, that is the same bytes and file
+    name) is not registered again: its row, split included, stands, and it is listed in
+    ``known``. So registering an overlapping set again neither gives a recording a second split nor
+    a second row (which would double its weight in the sampler). Returns the records written (sorted
+    by id), the inputs that failed and the known ones.
 
     Example::
 
@@ -194,13 +209,23 @@ def add_noises(
     """
     config = config or NoiseConfig()
     origins = list_inputs(source) if isinstance(source, str) else list(source)
+    stored = stored_splits(out)
     media: list[MediaRecord] = []
     pending: list[tuple[str, str, int]] = []
     failures: list[NoiseFailure] = []
+    known: list[KnownNoise] = []
     seen: dict[str, str] = {}
     for origin in origins:
         try:
             data = read_bytes(origin)
+            noise_id = noise_id_of(origin, data)
+            if noise_id in seen:
+                failures.append(NoiseFailure(origin, f"the same recording as {seen[noise_id]}"))
+                continue
+            seen[noise_id] = origin
+            if noise_id in stored:
+                known.append(KnownNoise(origin, noise_id, stored[noise_id]))
+                continue
             samples = load_noise(data, config)
         except (OSError, NoiseDecodeError, subprocess.TimeoutExpired) as exc:
             failures.append(NoiseFailure(origin, f"{type(exc).__name__}: {exc}".splitlines()[0]))
@@ -208,20 +233,14 @@ def add_noises(
         if samples.shape[0] < config.min_duration_s * config.sample_rate_hz:
             failures.append(NoiseFailure(origin, f"shorter than {config.min_duration_s} s"))
             continue
-        noise_id = noise_id_of(origin, data)
-        if noise_id in seen:
-            failures.append(NoiseFailure(origin, f"the same recording as {seen[noise_id]}"))
-            continue
-        seen[noise_id] = origin
         media.append(MediaRecord.from_audio(noise_id, samples, config.sample_rate_hz))
         pending.append((noise_id, origin, samples.shape[0]))
     if not media:
-        return NoiseAddResult([], failures)
+        return NoiseAddResult([], failures, known)
     order = sorted(range(len(media)), key=lambda i: pending[i][0])
     media = [media[i] for i in order]
     pending = [pending[i] for i in order]
     shard = "noises-" + hashlib.sha1("\n".join(p[0] for p in pending).encode()).hexdigest()[:10]
-    stored = stored_splits(out)
     write_media_shard(shard_path(out, "media", shard), media)
     records = [
         NoiseRecord(
@@ -231,7 +250,6 @@ def add_noises(
             sample_rate_hz=config.sample_rate_hz,
             num_samples=n,
             split=split
-            or stored.get(noise_id)
             or split_of(
                 noise_id, val_fraction=config.val_fraction, test_fraction=config.test_fraction
             ),
@@ -242,7 +260,7 @@ def add_noises(
         for row, (noise_id, origin, n) in enumerate(pending)
     ]
     write_records(out, "noises", shard, records)
-    return NoiseAddResult(records, failures)
+    return NoiseAddResult(records, failures, known)
 
 
 def stored_splits(corpus: str) -> dict[str, Split]:

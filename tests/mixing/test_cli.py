@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 
 import soundfile
@@ -75,6 +76,12 @@ def test_noises_add_and_rirs_build(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert manifests.read_noises(str(out)).column("kind").to_pylist() == ["music"]
+    again = runner.invoke(app, ["noises", "add", str(listing), "--out", str(out)])
+    assert again.exit_code == 0, again.output  # a rerun is not an error, and adds no row
+    assert re.search(
+        r"^guitar-16k-[0-9a-f]{8}\talready registered \((train|val|test)\)$", again.output, re.M
+    )
+    assert manifests.read_noises(str(out)).num_rows == 1
     cluster = tmp_path / "cluster.yaml"
     cluster.write_text("type: synchronous\n")
     rirs = tmp_path / "rirs.yaml"

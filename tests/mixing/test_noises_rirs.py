@@ -58,7 +58,10 @@ def test_folder_of_noises_is_resampled_kinded_and_split_by_recording(noise_folde
     again = add_noises(
         str(noise_folder), str(out), NoiseConfig(val_fraction=0.3, test_fraction=0.3)
     )
-    assert again.records == result.records  # idempotent: same ids, same shard
+    assert again.records == [] and again.failures == result.failures  # nothing written again
+    assert [(k.noise_id, k.split) for k in again.known] == [
+        (r.noise_id, r.split) for r in result.records
+    ]
     assert manifests.read_noises(str(out)).num_rows == 2
 
 
@@ -117,17 +120,20 @@ def test_the_same_recording_gets_one_id_and_split_wherever_it_lives(noise_folder
     ]
 
 
-def test_a_recording_registered_again_keeps_its_stored_split(noise_folder, tmp_path):
-    """Registering an overlapping set used to give a known recording a second row in whatever split
-    the hash says now (a leak across splits); it keeps the split of its first row."""
+def test_a_recording_registered_again_keeps_its_one_row(noise_folder, tmp_path):
+    """Registering an overlapping set used to give a known recording a second row: in whatever split
+    the hash (or ``--split``) said then, a leak across splits, and in any case a second weight in the
+    sampler. Its first row stands, alone; only the new recording is written."""
     out = tmp_path / "corpus"
     bike = str(noise_folder / "bike_44k.wav")
     guitar = str(noise_folder / "music" / "guitar.flac")
     add_noises([bike], str(out), split=Split.TEST)
-    add_noises([bike, guitar], str(out), NoiseConfig(val_fraction=0.0, test_fraction=0.0))
+    again = add_noises([bike, guitar], str(out), split=Split.TRAIN)
+    assert [(k.origin, k.split) for k in again.known] == [(bike, Split.TEST)]
+    assert [r.origin for r in again.records] == [guitar]
     rows = manifests.read_noises(str(out)).to_pylist()
-    splits = {(r["origin"].split("/")[-1], r["split"]) for r in rows}
-    assert splits == {("bike_44k.wav", "test"), ("guitar.flac", "train")}
+    splits = sorted((r["origin"].split("/")[-1], r["split"]) for r in rows)
+    assert splits == [("bike_44k.wav", "test"), ("guitar.flac", "train")]
 
 
 def test_url_list_over_loopback_http(noise_folder, tmp_path):
