@@ -1565,7 +1565,7 @@ def _fetch_in_child(
         read_cookies_file(cfg.cookies_file)  # gone since the config was loaded: SystemicError here
     _pace_download(cfg)  # here, not in the child: waiting for a slot is not the fetch's time
     request = {
-        "pace_dir": _pace_dir(),
+        "pace_dir": _pace_dir() if cfg.sleep_requests_s > 0 else None,  # no folder when unpaced
         "url": url,
         "out_dir": str(out_dir),
         "file_stem": file_stem,

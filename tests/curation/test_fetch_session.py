@@ -337,6 +337,18 @@ def test_pacing_slots_live_in_the_run_scratch_folder_not_in_tmp(server, tmp_path
     assert set(Path(tempfile.gettempdir()).glob("avforge-pace-*")) == before
 
 
+def test_an_unpaced_fetch_outside_a_run_makes_no_pacing_folder(server, tmp_path, monkeypatch):
+    """Without pacing (the default) and outside a run, no temporary folder is made: a fetch killed
+    by SIGKILL (``test_fetch_faults``) used to leave its ``/tmp/avforge-pace-*`` behind."""
+    import curation.download as download
+
+    monkeypatch.setattr(download, "_PACE_DIR", {})  # as in a fresh process
+    before = set(Path(tempfile.gettempdir()).glob("avforge-pace-*"))
+    fetch_isolated(server.url("talk.mp4"), str(tmp_path / "src"), "c", _cfg())
+    fetch(server.url("talk.mp4"), str(tmp_path / "src2"), "d", _cfg())
+    assert set(Path(tempfile.gettempdir()).glob("avforge-pace-*")) == before
+
+
 def test_fetch_starts_keep_the_download_budget(server, tmp_path):
     """Three fetches asked for at once start at least ``3600 / videos_per_hour`` s apart: the
     k-th one's first request reaches the server no sooner than ``t0 + k * gap``."""
