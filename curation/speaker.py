@@ -53,6 +53,7 @@ import numpy as np
 import torch
 
 from avforge.core.config import ConfigError, check_range
+from avforge.core.threads import torch_threads
 from curation.lrasd import LRASD, load_lrasd
 from curation.snr import frame_powers
 
@@ -213,14 +214,8 @@ class ActiveSpeaker:
 
         Runs on ``threads`` torch threads and gives the process its own thread count back
         afterwards (curating in-process must not slow down whatever runs next, e.g. training)."""
-        before = torch.get_num_threads()
-        if before != self.cfg.threads:
-            torch.set_num_threads(self.cfg.threads)
-        try:
+        with torch_threads(self.cfg.threads):
             return self._score(faces, mfcc, speech, energy_db)
-        finally:
-            if torch.get_num_threads() != before:
-                torch.set_num_threads(before)
 
     @torch.inference_mode()
     def _score(

@@ -33,6 +33,7 @@ import webrtcvad
 
 from avforge.core.config import check_choice, check_range
 from avforge.core.signal import resample
+from avforge.core.threads import torch_threads
 
 _WEBRTC_RATES_HZ = (8000, 16000, 32000, 48000)
 _SILERO_RATE_HZ = 16000
@@ -178,12 +179,9 @@ def webrtc_decisions(
 
 @functools.cache
 def _silero_model() -> Any:
-    import torch
+    with torch_threads():  # silero_vad's import calls torch.set_num_threads(1) process-wide
+        from silero_vad import load_silero_vad
 
-    threads = torch.get_num_threads()
-    from silero_vad import load_silero_vad  # its import calls torch.set_num_threads(1)
-
-    torch.set_num_threads(threads)  # give the process its thread count back
     with warnings.catch_warnings():  # silero_vad uses importlib.resources.path (deprecated)
         warnings.simplefilter("ignore", DeprecationWarning)
         return load_silero_vad(onnx=True)

@@ -282,14 +282,12 @@ def find_resume_checkpoint(cfg: TrainConfig, resume: str | Path | None) -> Path 
 
 
 @contextlib.contextmanager
-def _deterministic_algorithms(on: bool) -> Iterator[None]:
-    """``torch.use_deterministic_algorithms(on)`` for one run, then the process's setting back:
-    torch keeps it process-wide, and Lightning's ``Trainer(deterministic=True)`` sets it too, so a
-    deterministic run used to leave it on for whatever the process did next."""
+def _deterministic_algorithms_restored() -> Iterator[None]:
+    """Give the process its ``torch.use_deterministic_algorithms`` setting back after a run. The
+    Trainer sets it from ``trainer.deterministic`` (Lightning calls it for any bool), and torch keeps
+    it process-wide, so a deterministic run used to leave it on for whatever the process did next."""
     enabled = torch.are_deterministic_algorithms_enabled()
     warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    if on:
-        torch.use_deterministic_algorithms(True, warn_only=True)
     try:
         yield
     finally:
@@ -314,7 +312,7 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     write_resolved_config(cfg, str(out / "config" / "train.yaml"))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    with _deterministic_algorithms(cfg.trainer.deterministic):
+    with _deterministic_algorithms_restored():
         system = SeparationSystem.from_configs(
             cfg.model, cfg.loss, cfg.optim, resolved_config=config_to_dict(cfg)
         )
