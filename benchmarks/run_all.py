@@ -28,6 +28,7 @@ def main() -> int:
         "mixing": ["--lhotse-python", sys.executable]
         + (["--count", "50", "--rounds", "2"] if args.quick else []),
         "fetch": ["--urls", "5", "--rounds", "1"] if args.quick else [],
+        "metrics": ["--rounds", "2"] if args.quick else [],
         "training": ["--skip-paper-model"]
         + (["--steps", "2", "--loader-batches", "2"] if args.quick else []),
     }
